@@ -1,0 +1,216 @@
+"""Multi-scale ConvNeXt backbone for dense prediction (V1: Liu et al., CVPR 2022; V2 with GRN: Woo et al., CVPR 2023).
+
+The arch table and the layer-decay rule follow the official ConvNeXt repository (``object_detection/`` and
+``semantic_segmentation/``); see ``ARCH_SETTINGS`` and ``ConvNeXt.layer_id``. Parameter names equal the official
+ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
+"""
+import math
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .layers import ConvNeXtBlock, LayerNorm2d
+
+# depths and channels per stage, from the official ConvNeXt (atto..nano from ConvNeXt V2, huge from V2 as well).
+ARCH_SETTINGS: Dict[str, Dict[str, Tuple[int, ...]]] = {
+    'atto': dict(depths=(2, 2, 6, 2), channels=(40, 80, 160, 320)),
+    'femto': dict(depths=(2, 2, 6, 2), channels=(48, 96, 192, 384)),
+    'pico': dict(depths=(2, 2, 6, 2), channels=(64, 128, 256, 512)),
+    'nano': dict(depths=(2, 2, 8, 2), channels=(80, 160, 320, 640)),
+    'tiny': dict(depths=(3, 3, 9, 3), channels=(96, 192, 384, 768)),
+    'small': dict(depths=(3, 3, 27, 3), channels=(96, 192, 384, 768)),
+    'base': dict(depths=(3, 3, 27, 3), channels=(128, 256, 512, 1024)),
+    'large': dict(depths=(3, 3, 27, 3), channels=(192, 384, 768, 1536)),
+    'xlarge': dict(depths=(3, 3, 27, 3), channels=(256, 512, 1024, 2048)),
+    'huge': dict(depths=(3, 3, 27, 3), channels=(352, 704, 1408, 2816)),
+}
+
+DECAY_TYPES = ('layer_wise', 'stage_wise')
+BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
+
+
+def _resolve_arch(arch: Union[str, dict]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    if isinstance(arch, str):
+        if arch not in ARCH_SETTINGS:
+            raise ValueError(f'unknown ConvNeXt arch {arch!r}; valid: {", ".join(ARCH_SETTINGS)} '
+                             'or a dict with "depths" and "channels"')
+        arch = ARCH_SETTINGS[arch]
+    if not isinstance(arch, dict):
+        raise TypeError(f'arch must be a name or a dict with "depths" and "channels", got {type(arch).__name__}')
+    missing = {'depths', 'channels'} - set(arch)
+    if missing:
+        raise ValueError(f'arch dict {arch} lacks {sorted(missing)}; it needs "depths" and "channels"')
+    depths, channels = tuple(arch['depths']), tuple(arch['channels'])
+    if not depths or len(depths) != len(channels):
+        raise ValueError(f'arch depths {depths} and channels {channels} must be non-empty and of equal length')
+    if not all(isinstance(v, int) and v > 0 for v in depths + channels):
+        raise ValueError(f'arch depths {depths} and channels {channels} must be positive integers')
+    return depths, channels
+
+
+class ConvNeXt(BaseModule):
+    """ConvNeXt backbone returning stage-wise feature maps (strides 4, 8, 16, 32), each through its own LayerNorm.
+
+    Args:
+        arch: A name in ``ARCH_SETTINGS`` (atto ... huge) or a dict with equally long ``depths`` and ``channels``.
+            Default: 'tiny'.
+        in_channels: Channels of the input image. Default: 3.
+        out_indices: Stages whose maps are returned, negative indices counting from the last stage. Stages after
+            the last returned one are not built. Default: (0, 1, 2, 3).
+        drop_path_rate: Stochastic depth rate, rising linearly from 0 over all blocks of the arch. Default: 0.
+        layer_scale_init_value: Initial layer scale; <= 0 builds none (ConvNeXt V2). Default: 1e-6.
+        use_grn: ConvNeXt V2 blocks with Global Response Normalization. Default: False.
+        frozen_stages: Freeze the stem, the downsample layers, the blocks and the output norms of stages
+            0..frozen_stages (kept in eval mode); -1 freezes nothing. Default: -1.
+        with_cp: Recompute each block in the backward pass (activation checkpointing) to save memory. Default: False.
+        channels_last: Run in channels-last memory format (NHWC strides behind NCHW shapes), which is faster for
+            the depthwise convolutions and the norms on GPU and CPU. Outputs keep that format. Default: True.
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
+            common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``). Default: None.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.0,
+                 layer_scale_init_value: float = 1e-6,
+                 use_grn: bool = False,
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 channels_last: bool = True,
+                 init_cfg: Optional[Union[dict, list]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_depths, self.arch_channels = _resolve_arch(arch)
+        num_arch_stages = len(self.arch_depths)
+        self.out_indices = self._resolve_out_indices(out_indices, num_arch_stages)
+        if not -1 <= frozen_stages < num_arch_stages:
+            raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) '
+                             f'to {num_arch_stages - 1}')
+        if drop_path_rate < 0:
+            raise ValueError(f'drop_path_rate={drop_path_rate} must be >= 0')
+        self.frozen_stages = frozen_stages
+        self.with_cp = with_cp
+        self.channels_last = channels_last
+
+        num_stages = max(self.out_indices) + 1  # build only what is used
+        dpr = torch.linspace(0, drop_path_rate, sum(self.arch_depths)).tolist()
+        self.downsample_layers = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for i in range(num_stages):
+            c = self.arch_channels[i]
+            if i == 0:  # stem: 4x4 patchify
+                down = nn.Sequential(nn.Conv2d(in_channels, c, kernel_size=4, stride=4), LayerNorm2d(c, eps=1e-6))
+            else:
+                down = nn.Sequential(LayerNorm2d(self.arch_channels[i - 1], eps=1e-6),
+                                     nn.Conv2d(self.arch_channels[i - 1], c, kernel_size=2, stride=2))
+            self.downsample_layers.append(down)
+            first = sum(self.arch_depths[:i])
+            self.stages.append(nn.Sequential(*[
+                ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn)
+                for j in range(self.arch_depths[i])]))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=1e-6))
+
+        self.out_channels: Tuple[int, ...] = tuple(self.arch_channels[i] for i in self.out_indices)
+        self.out_strides: Tuple[int, ...] = tuple(4 * 2**i for i in self.out_indices)
+        self.min_input_size = 4 * 2**(num_stages - 1)
+        self._freeze_stages()
+
+    @staticmethod
+    def _resolve_out_indices(out_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        resolved = []
+        for index in out_indices:
+            if not -num_stages <= index < num_stages:
+                raise ValueError(f'out_indices {tuple(out_indices)}: {index} is out of range for {num_stages} '
+                                 f'stages; valid: {-num_stages}..{num_stages - 1}')
+            resolved.append(index % num_stages)
+        if not resolved or len(set(resolved)) != len(resolved):
+            raise ValueError(f'out_indices {tuple(out_indices)} must name at least one stage, each once')
+        return tuple(sorted(resolved))
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Map (N, in_channels, H, W) images to one (N, C_i, H / s_i, W / s_i) map per out index."""
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for {len(self.stages)} ConvNeXt '
+                             f'stages: height and width must be at least {self.min_input_size}')
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        outs = []
+        for i, (down, stage) in enumerate(zip(self.downsample_layers, self.stages)):
+            x = down(x)
+            for block in stage:
+                x = checkpoint(block, x, use_reentrant=False) if self.with_cp and self.training else block(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for i in range(min(self.frozen_stages + 1, len(self.stages))):
+            frozen = [self.downsample_layers[i], self.stages[i]]
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+            for module in frozen:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ConvNeXt':
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def init_weights(self) -> None:
+        """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from .checkpoint import load_backbone_checkpoint
+            load_backbone_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
+                                     map_location=cfg.get('map_location', 'cpu'))
+            self._is_init = True
+            return
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        super().init_weights()
+
+    # Layer-wise learning-rate decay: the backbone owns the knowledge of which layer a parameter belongs to.
+    def num_layers(self) -> int:
+        """The number of decay layers L of the official rule, derived from the depths (6 for tiny, 12 for 27 blocks).
+
+        Layer 0 is the stem; every stage but the last adds one layer per (started) group of three blocks; the last
+        stage is layer L; parameters outside the stages (output norms, neck, heads) are L + 1.
+        """
+        return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:-1])
+
+    def layer_id(self, name: str, decay_type: str, num_layers: int) -> int:
+        """Decay layer id of parameter ``name`` (relative to this backbone) under the official rule.
+
+        Args:
+            name: Parameter name, e.g. ``stages.2.7.pwconv1.weight``.
+            decay_type: 'layer_wise' (groups of three blocks) or 'stage_wise' (one id per stage, downsample layers
+                0).
+            num_layers: L, the layer id of the last stage; parameters outside the stages get L + 1.
+        """
+        if decay_type not in DECAY_TYPES:
+            raise ValueError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
+        part, _, rest = name.partition('.')
+        if part not in ('downsample_layers', 'stages'):
+            return num_layers + 1  # output norms norm{i}
+        stage, _, rest = rest.partition('.')
+        stage = int(stage)
+        if decay_type == 'stage_wise':
+            return 0 if part == 'downsample_layers' else stage + 1
+        if part == 'downsample_layers' and stage == 0:
+            return 0
+        if stage == len(self.arch_depths) - 1:
+            return num_layers
+        first = 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:stage])
+        block = int(rest.partition('.')[0]) if part == 'stages' else 0  # a downsample joins its stage's first group
+        return first + block // BLOCKS_PER_LAYER

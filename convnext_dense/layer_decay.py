@@ -1,0 +1,94 @@
+"""Layer-wise and stage-wise learning-rate decay for models with a ConvNeXt backbone.
+
+The rule is the official one of the ConvNeXt dense-prediction code (``object_detection/mmcv_custom`` and
+``semantic_segmentation/mmcv_custom``): parameter p with layer id i gets ``lr = base_lr * decay_rate ** (L + 1 - i)``
+and no weight decay when it is 1-D or a bias. Which layer a parameter belongs to is answered by
+``ConvNeXt.layer_id``; everything outside the backbone's stages (output norms, neck, heads) is layer L + 1.
+"""
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.logging import print_log
+from mmengine.optim import DefaultOptimWrapperConstructor
+from torch import nn
+
+from .backbone import DECAY_TYPES, ConvNeXt
+
+
+def find_convnext(model: nn.Module) -> Tuple[str, ConvNeXt]:
+    """The (name, module) of the single ConvNeXt inside ``model``; ValueError if there is none or several."""
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, ConvNeXt)]
+    if len(found) != 1:
+        raise ValueError(f'layer decay needs exactly one convnext_dense.ConvNeXt in the model, found {len(found)} in '
+                         f'{type(model).__name__}: {[name for name, _ in found]}')
+    return found[0]
+
+
+class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
+    """Optimizer wrapper constructor with ConvNeXt layer-wise / stage-wise learning-rate decay.
+
+    ``paramwise_cfg`` keys:
+        decay_rate: Multiplier per layer below the top, in (0, 1]. Default: 1 (no decay).
+        decay_type: 'layer_wise' (groups of three blocks) or 'stage_wise'. Default: 'layer_wise'.
+        num_layers: L of the published configs; derived from the backbone's depths when absent (6 for tiny, 12 for
+            27-block stage 2). A value below what the backbone needs is an error.
+        custom_keys: mmengine's per-name ``lr_mult`` / ``decay_mult``, applied on top of the decay.
+
+    Parameters with equal options are merged into one group, so the optimizer step stays cheap.
+    """
+
+    def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
+                   is_dcn_module: Optional[float] = None) -> None:
+        decay_rate = float(self.paramwise_cfg.get('decay_rate', 1.0))
+        decay_type = self.paramwise_cfg.get('decay_type', 'layer_wise')
+        if not 0 < decay_rate <= 1:
+            raise ValueError(f'paramwise_cfg.decay_rate={decay_rate} must be in (0, 1]')
+        if decay_type not in DECAY_TYPES:
+            raise ValueError(f'paramwise_cfg.decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
+        backbone_name, backbone = find_convnext(module)
+        needed = backbone.num_layers()
+        num_layers = self.paramwise_cfg.get('num_layers', needed)
+        if num_layers < needed:
+            raise ValueError(f'paramwise_cfg.num_layers={num_layers} is smaller than the {needed} layers of the '
+                             f'ConvNeXt backbone (depths {backbone.arch_depths}): its lower layers would get lr scales '
+                             f'above 1. Use num_layers >= {needed}, or leave it out to derive it.')
+        custom_keys = self.paramwise_cfg.get('custom_keys', {})
+        sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)  # mmengine's precedence: longest first
+
+        groups: Dict[tuple, dict] = {}
+        table: Dict[tuple, List[int]] = defaultdict(lambda: [0, 0])  # (layer id, lr scale, wd) -> [tensors, numel]
+        backbone_prefix = f'{backbone_name}.' if backbone_name else ''
+        for name, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            if backbone_prefix and not name.startswith(backbone_prefix):
+                layer = num_layers + 1
+            else:
+                layer = backbone.layer_id(name[len(backbone_prefix):], decay_type, num_layers)
+            scale = decay_rate**(num_layers + 1 - layer)
+            wd = 0.0 if param.ndim == 1 or name.endswith('.bias') else self.base_wd
+            options = dict(lr=self.base_lr * scale, weight_decay=wd)
+            key = next((k for k in sorted_keys if k in f'{prefix}{name}'), None)
+            if key is not None:
+                options['lr'] *= custom_keys[key].get('lr_mult', 1.0)
+                if wd is not None:
+                    options['weight_decay'] *= custom_keys[key].get('decay_mult', 1.0)
+            if options['weight_decay'] is None:
+                del options['weight_decay']
+            group = groups.setdefault(tuple(sorted(options.items())), dict(params=[], **options))
+            group['params'].append(param)
+            row = table[(layer, scale, wd)]
+            row[0] += 1
+            row[1] += param.numel()
+        params.extend(groups.values())
+        self._log_table(table, decay_type, decay_rate, num_layers, len(groups))
+
+    @staticmethod
+    def _log_table(table: Dict[tuple, List[int]], decay_type: str, decay_rate: float, num_layers: int,
+                   num_groups: int) -> None:
+        lines = [f'ConvNeXt {decay_type} lr decay: rate {decay_rate}, num_layers {num_layers}, '
+                 f'{num_groups} optimizer groups',
+                 f'{"layer":>5} {"lr scale":>9} {"wd":>7} {"tensors":>7} {"params":>11}']
+        for (layer, scale, wd), (tensors, numel) in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0)):
+            lines.append(f'{layer:>5} {scale:>9.4f} {wd if wd is not None else "-":>7} {tensors:>7} {numel:>11,}')
+        print_log('\n'.join(lines), logger='current')

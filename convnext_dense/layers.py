@@ -1,0 +1,94 @@
+"""Building blocks of ConvNeXt (Liu et al., "A ConvNet for the 2020s", CVPR 2022) and ConvNeXt V2 (Woo et al.,
+"ConvNeXt V2: Co-designing and Scaling ConvNets with Masked Autoencoders", CVPR 2023).
+
+Every tensor between blocks is NCHW in shape; inside a block the channel MLP works on an NHWC view. When the
+backbone runs channels-last, each permute here is a view, so LayerNorm is one fused kernel on contiguous memory
+and no block copies its input (the official code normalises NCHW maps with a hand-written mean/variance instead).
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dimension of an NCHW map (the official ``channels_first`` LayerNorm)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)  # (N, C, H, W)
+
+
+class GRN(nn.Module):
+    """Global Response Normalization of ConvNeXt V2, on NHWC input.
+
+    ``gamma`` and ``beta`` start at zero, so a fresh GRN is the identity. They are 1-D (as in timm and mmpretrain),
+    which also keeps them out of weight decay; official (1, 1, 1, C) tensors are reshaped on loading.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)  # (N, 1, 1, C): L2 over H, W
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)  # divided by its mean over channels
+        return torch.addcmul(self.beta + x, self.gamma, x * nx)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch of a sample with probability ``drop_prob`` in training."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class ConvNeXtBlock(nn.Module):
+    """dwconv 7x7 -> LayerNorm -> Linear C->4C -> GELU [-> GRN] -> Linear 4C->C [-> * gamma] -> drop path -> + x.
+
+    Args:
+        channels: Input and output channels C.
+        drop_path: Stochastic depth rate of this block. Default: 0.
+        layer_scale_init_value: Initial value of the per-channel layer scale ``gamma``; <= 0 builds none
+            (ConvNeXt V2). Default: 1e-6.
+        use_grn: Add Global Response Normalization after GELU (ConvNeXt V2). Default: False.
+    """
+
+    def __init__(self, channels: int, drop_path: float = 0.0, layer_scale_init_value: float = 1e-6,
+                 use_grn: bool = False) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, kernel_size=7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.pwconv1 = nn.Linear(channels, 4 * channels)
+        self.act = nn.GELU()
+        self.grn: Optional[GRN] = GRN(4 * channels) if use_grn else None
+        self.pwconv2 = nn.Linear(4 * channels, channels)
+        self.gamma: Optional[nn.Parameter] = (
+            nn.Parameter(torch.full((channels,), float(layer_scale_init_value)))
+            if layer_scale_init_value > 0 else None)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)  # (N, H, W, C)
+        y = self.act(self.pwconv1(self.norm(y)))
+        if self.grn is not None:
+            y = self.grn(y)
+        y = self.pwconv2(y)
+        if self.gamma is not None:
+            y = y * self.gamma
+        return x + self.drop_path(y.permute(0, 3, 1, 2))  # (N, C, H, W)

@@ -1,0 +1,90 @@
+"""Config loading and mmengine Runner construction for ``tools/train.py`` and ``tools/test.py``.
+
+One code path serves detection and segmentation: the config's ``default_scope`` (mmdet or mmseg) picks the
+toolkit, and only the few options whose spelling differs between the two (dumping results, drawing predictions)
+branch on it.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+TOOLKITS = ('mmdet', 'mmseg')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options``, and fill in the launcher, work dir and distributed backend.
+
+    Args:
+        path: The config file.
+        cfg_options: ``key=value`` overrides merged into the config.
+        work_dir: Where logs and checkpoints go; default ``work_dirs/<config name>``.
+        launcher: 'none', 'pytorch' (torchrun) or 'slurm'.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in TOOLKITS:
+        raise ValueError(f'{path}: default_scope={scope!r}; the tools run configs whose default_scope is one of '
+                         f'{TOOLKITS}')
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    if not torch.cuda.is_available():  # NCCL needs GPUs; gloo runs the same collectives on CPU
+        cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())['backend'] = 'gloo'
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the Runner the config asks for; on a single process, SyncBN layers become plain BatchNorm."""
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if not runner.distributed:
+        runner.model = revert_sync_batchnorm(runner.model)
+    return runner
+
+
+def enable_amp(cfg: Config) -> None:
+    """Train with automatic mixed precision and a dynamic loss scale."""
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def enable_tta(cfg: Config) -> None:
+    """Swap in the config's test-time augmentation: ``tta_model`` wraps the model, ``tta_pipeline`` loads data."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise ValueError('--tta needs "tta_model" and "tta_pipeline" in the config; this config has neither')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Draw every test prediction over its image into ``show_dir``."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs a "visualization" entry in default_hooks; this config has none')
+    hook.draw = True
+    show_dir = osp.abspath(show_dir)  # mmdet joins a relative dir onto work_dir/timestamp
+    if cfg.default_scope == 'mmdet':
+        hook.test_out_dir = show_dir
+    else:
+        hook.interval = 1
+        cfg.visualizer.save_dir = show_dir
+
+
+def dump_results(runner: Runner, out: str) -> None:
+    """Also write the raw predictions: a pickle for detection, one PNG per image under ``out`` for segmentation."""
+    if runner.cfg.default_scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    else:
+        os.makedirs(out, exist_ok=True)
+        for metric in runner.test_evaluator.metrics:
+            metric.output_dir = out

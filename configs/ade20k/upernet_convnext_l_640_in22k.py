@@ -1,0 +1,12 @@
+"""UperNet + ConvNeXt-L, ImageNet-22k weights, ADE20K 640x640, 160k iterations (published mIoU ss / ms: 53.2 / 53.7)."""
+_base_ = ['./_base_/upernet_convnext_640.py']
+import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
+
+arch = 'large'
+channels = convnext_dense.ARCH_SETTINGS[arch]['channels']  # the heads' inputs follow the arch
+checkpoint_file = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_large_22k_224.pth}}'
+model = dict(
+    backbone=dict(arch=arch, drop_path_rate=0.4, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),
+    decode_head=dict(in_channels=channels),
+    auxiliary_head=dict(in_channels=channels[2]))
+# fp32 (the base's OptimWrapper), as published

@@ -1,0 +1,12 @@
+"""UperNet + ConvNeXt-S, ImageNet-1k weights, ADE20K 512x512, 160k iterations (published mIoU ss / ms: 48.7 / 49.6)."""
+_base_ = ['./_base_/upernet_convnext_512.py']
+import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
+
+arch = 'small'
+channels = convnext_dense.ARCH_SETTINGS[arch]['channels']  # the heads' inputs follow the arch
+checkpoint_file = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_small_1k_224.pth}}'
+model = dict(
+    backbone=dict(arch=arch, drop_path_rate=0.3, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),
+    decode_head=dict(in_channels=channels),
+    auxiliary_head=dict(in_channels=channels[2]))
+optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')  # published in fp16

@@ -17,7 +17,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.8',
     packages=find_packages(include=['convnext_dense', 'convnext_dense.*']),
-    install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'numpy', 'safetensors'],
+    # mmengine 0.10 imports pkg_resources at run time (to resolve `mmdet::` configs); setuptools 81 removed it.
+    install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'setuptools<81', 'numpy', 'safetensors'],
     extras_require={
         'det': DET,
         'seg': SEG,

@@ -59,7 +59,7 @@ class ConvNeXt(BaseModule):
             Default: 'tiny'.
         in_channels: Channels of the input image. Default: 3.
         out_indices: Stages whose maps are returned, negative indices counting from the last stage. Stages after
-            the last returned one are not built. Default: (0, 1, 2, 3).
+            the last returned one are not built. Default: None (every stage).
         drop_path_rate: Stochastic depth rate, rising linearly from 0 over all blocks of the arch. Default: 0.
         layer_scale_init_value: Initial layer scale; <= 0 builds none (ConvNeXt V2). Default: 1e-6.
         use_grn: ConvNeXt V2 blocks with Global Response Normalization. Default: False.
@@ -75,7 +75,7 @@ class ConvNeXt(BaseModule):
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
                  in_channels: int = 3,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Optional[Sequence[int]] = None,
                  drop_path_rate: float = 0.0,
                  layer_scale_init_value: float = 1e-6,
                  use_grn: bool = False,
@@ -86,7 +86,8 @@ class ConvNeXt(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.arch_depths, self.arch_channels = _resolve_arch(arch)
         num_arch_stages = len(self.arch_depths)
-        self.out_indices = self._resolve_out_indices(out_indices, num_arch_stages)
+        self.out_indices = self._resolve_out_indices(
+            range(num_arch_stages) if out_indices is None else out_indices, num_arch_stages)
         if not -1 <= frozen_stages < num_arch_stages:
             raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) '
                              f'to {num_arch_stages - 1}')

@@ -1,0 +1,147 @@
+"""The ConvNeXt backbone: shapes, contract, gradients, checkpointing, freezing, V2 blocks, errors, numerics."""
+import pytest
+import torch
+
+from convnext_dense import ARCH_SETTINGS, ConvNeXt
+from convnext_dense.reference import official_from
+
+TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random values everywhere (also in norms, layer scales and GRN, which start at constants)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if p.dim() == 1 else 0.0))
+    return model
+
+
+@pytest.mark.parametrize('arch', ['atto', 'femto', TINY, dict(depths=(2, 1, 1), channels=(8, 12, 16))])
+@pytest.mark.parametrize('size', [(64, 64), (67, 97), (32, 45)])
+def test_output_shapes_follow_the_contract(arch, size):
+    model = ConvNeXt(arch).eval()
+    outs = model(torch.randn(2, 3, *size))
+    assert len(outs) == len(model.out_channels) == len(model.out_strides)
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == (2, c, size[0] // s, size[1] // s)
+
+
+def test_arch_table_and_contract():
+    model = ConvNeXt('tiny')
+    assert model.out_channels == ARCH_SETTINGS['tiny']['channels'] == (96, 192, 384, 768)
+    assert model.out_strides == (4, 8, 16, 32)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(27.82e6, rel=1e-3)
+    partial = ConvNeXt('tiny', out_indices=(-1, 1))
+    assert partial.out_indices == (1, 3) and partial.out_channels == (192, 768) and partial.out_strides == (8, 32)
+    assert not hasattr(partial, 'norm0') and not hasattr(partial, 'norm2')
+    assert len(ConvNeXt('tiny', out_indices=(1,)).stages) == 2  # stages after the last output are not built
+
+
+def test_channels_last_outputs_equal_nchw_outputs():
+    fast = randomize(ConvNeXt(TINY)).eval()
+    plain = ConvNeXt(TINY, channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 3, 70, 90)
+    for a, b in zip(fast(x), plain(x)):
+        assert a.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('use_grn', [False, True])
+def test_matches_the_official_formulation(use_grn):
+    model = randomize(ConvNeXt(TINY, use_grn=use_grn, layer_scale_init_value=0 if use_grn else 1e-6)).eval()
+    x = torch.randn(2, 3, 77, 64)
+    for ours, official in zip(model(x), official_from(model)(x)):
+        torch.testing.assert_close(ours, official, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('use_grn', [False, True])
+def test_every_trainable_parameter_gets_a_gradient(use_grn):
+    model = randomize(ConvNeXt(TINY, drop_path_rate=0.1, use_grn=use_grn, out_indices=(0, 2, 3)))
+    sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
+    plain = randomize(ConvNeXt(TINY, drop_path_rate=0.3)).train()
+    ckpt = ConvNeXt(TINY, drop_path_rate=0.3, with_cp=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    results = []
+    for model in (plain, ckpt):
+        torch.manual_seed(7)  # same drop-path draws; checkpointing replays them in the recomputation
+        outs = model(x)
+        sum(o.square().sum() for o in outs).backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
+
+
+def test_frozen_stages_stay_frozen_and_in_eval_mode():
+    model = ConvNeXt(TINY, frozen_stages=1, drop_path_rate=0.2)
+    model.train()
+    frozen = ['downsample_layers.0', 'downsample_layers.1', 'stages.0', 'stages.1', 'norm0', 'norm1']
+    for name, module in model.named_modules():
+        is_frozen = any(name == f or name.startswith(f + '.') for f in frozen)
+        if name:
+            assert module.training != is_frozen, name
+    for name, p in model.named_parameters():
+        assert p.requires_grad != any(name.startswith(f + '.') for f in frozen), name
+    sum(o.sum() for o in model(torch.randn(1, 3, 64, 64))).backward()
+    assert all(p.grad is None for p in model.stages[1].parameters())
+    assert model.stages[2][0].pwconv1.weight.grad is not None
+
+
+def test_drop_path_is_inactive_in_eval():
+    model = randomize(ConvNeXt(TINY, drop_path_rate=0.9)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(model(x), model(x)):
+        torch.testing.assert_close(a, b)
+    model.train()
+    assert any(not torch.equal(a, b) for a, b in zip(model(x), model(x)))
+
+
+def test_v2_blocks_have_grn_and_no_layer_scale():
+    model = ConvNeXt('atto', use_grn=True, layer_scale_init_value=0)
+    names = {n for n, _ in model.named_parameters()}
+    assert 'stages.0.0.grn.gamma' in names and 'stages.0.0.grn.beta' in names
+    assert not any(n.endswith('.gamma') and '.grn.' not in n for n in names)
+    v1 = ConvNeXt('atto')
+    assert 'stages.0.0.gamma' in {n for n, _ in v1.named_parameters()}
+    assert not any('.grn.' in n for n, _ in v1.named_parameters())
+
+
+def test_drop_path_rates_rise_linearly_over_all_blocks():
+    model = ConvNeXt('tiny', drop_path_rate=0.4)
+    rates = [block.drop_path.drop_prob for stage in model.stages for block in stage]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.4) and len(rates) == 18
+    assert all(b > a for a, b in zip(rates, rates[1:]))
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(arch='tinyy'), "unknown ConvNeXt arch 'tinyy'"),
+    (dict(arch=dict(depths=(1, 1))), 'lacks'),
+    (dict(arch=dict(depths=(1, 1), channels=(8,))), 'equal length'),
+    (dict(out_indices=(4,)), 'out of range'),
+    (dict(out_indices=(-5,)), 'out of range'),
+    (dict(out_indices=(1, -3)), 'each once'),
+    (dict(out_indices=()), 'at least one'),
+    (dict(frozen_stages=4), 'frozen_stages=4'),
+    (dict(frozen_stages=-2), 'frozen_stages=-2'),
+    (dict(drop_path_rate=-0.1), 'drop_path_rate=-0.1'),
+])
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConvNeXt(**kwargs)
+
+
+def test_too_small_input_names_the_minimum_size():
+    model = ConvNeXt(TINY)
+    with pytest.raises(ValueError, match='at least 32'):
+        model(torch.randn(1, 3, 31, 64))
+    assert ConvNeXt(TINY, out_indices=(0, 1))(torch.randn(1, 3, 8, 8))[1].shape == (1, 16, 1, 1)

@@ -1,0 +1,157 @@
+"""Layer-wise / stage-wise lr decay on the real backbone, checked against the official rule parameter by parameter."""
+import pytest
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from convnext_dense import ConvNeXt
+
+
+def official_layer_id(name: str, num_layers: int) -> int:
+    """``get_num_layer_layer_wise`` of the official ConvNeXt dense code, transcribed as the independent check."""
+    parts = name.split('.')
+    if name.startswith('backbone.downsample_layers'):
+        stage = int(parts[2])
+        return {0: 0, 1: 2, 2: 3, 3: num_layers}[stage]
+    if name.startswith('backbone.stages'):
+        stage, block = int(parts[2]), int(parts[3])
+        return {0: 1, 1: 2, 2: 3 + block // 3, 3: num_layers}[stage]
+    return num_layers + 1
+
+
+def official_stage_id(name: str, num_layers: int) -> int:
+    """``get_num_layer_stage_wise`` of the official code."""
+    if name.startswith('backbone.downsample_layers'):
+        return 0
+    if name.startswith('backbone.stages'):
+        return int(name.split('.')[2]) + 1
+    return num_layers + 1
+
+
+class Detector(nn.Module):
+    """A backbone, a neck and a head, named as in mmdet/mmseg models."""
+
+    def __init__(self, arch='tiny', **kwargs):
+        super().__init__()
+        self.backbone = ConvNeXt(arch, **kwargs)
+        self.neck = nn.Conv2d(self.backbone.out_channels[-1], 8, 1)
+        self.head = nn.Linear(8, 2)
+
+
+def build(model, decay_rate, decay_type='layer_wise', num_layers=None, wrapper='OptimWrapper', **paramwise):
+    paramwise_cfg = dict(decay_rate=decay_rate, decay_type=decay_type, **paramwise)
+    if num_layers is not None:
+        paramwise_cfg['num_layers'] = num_layers
+    return build_optim_wrapper(model, dict(
+        type=wrapper, optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+        constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor', paramwise_cfg=paramwise_cfg))
+
+
+def per_parameter(optim_wrapper, model):
+    """{name: (lr, weight_decay)} from the optimizer's merged groups."""
+    by_id = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for p in group['params']:
+            by_id[id(p)] = (group['lr'], group['weight_decay'])
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
+@pytest.mark.parametrize('arch, decay_type, decay_rate, num_layers', [
+    ('tiny', 'layer_wise', 0.7, 6), ('small', 'layer_wise', 0.7, 12),
+    ('tiny', 'stage_wise', 0.9, 6), ('small', 'stage_wise', 0.9, 12)])
+def test_published_settings_follow_the_official_rule_parameter_by_parameter(arch, decay_type, decay_rate, num_layers):
+    model = Detector(arch)
+    official = official_layer_id if decay_type == 'layer_wise' else official_stage_id
+    got = per_parameter(build(model, decay_rate, decay_type, num_layers), model)
+    assert len(got) == sum(1 for _ in model.parameters())
+    for name, param in model.named_parameters():
+        lr, wd = got[name]
+        assert lr == pytest.approx(2e-4 * decay_rate**(num_layers + 1 - official(name, num_layers)), rel=1e-12), name
+        no_decay = param.ndim == 1 or name.endswith('.bias')
+        assert wd == (0.0 if no_decay else 0.05), name
+
+
+def test_derived_num_layers_equal_the_published_ones():
+    assert ConvNeXt('tiny').num_layers() == 6
+    assert ConvNeXt('small').num_layers() == 12 == ConvNeXt('xlarge').num_layers()
+    model = Detector('small')
+    assert per_parameter(build(model, 0.7), model) == per_parameter(build(model, 0.7, num_layers=12), model)
+
+
+def test_decay_rate_one_half_gives_exact_powers_of_two():
+    model = Detector('tiny')
+    got = per_parameter(build(model, 0.5), model)
+    expected = {'backbone.downsample_layers.0.0.weight': 7, 'backbone.stages.0.2.pwconv1.weight': 6,
+                'backbone.downsample_layers.1.1.weight': 5, 'backbone.stages.2.0.dwconv.weight': 4,
+                'backbone.stages.2.8.pwconv2.weight': 2, 'backbone.stages.3.2.gamma': 1,
+                'backbone.norm3.weight': 0, 'neck.weight': 0, 'head.bias': 0}
+    for name, power in expected.items():
+        assert got[name][0] == 2e-4 / 2**power, name
+
+
+def test_worked_values_of_the_recipe_notes():
+    model = Detector('tiny')
+    got = {n: lr / 2e-4 for n, (lr, _) in per_parameter(build(model, 0.7, num_layers=6), model).items()}
+    for name, scale in [('backbone.downsample_layers.0.0.weight', 0.0824), ('backbone.stages.0.0.gamma', 0.1176),
+                        ('backbone.stages.1.0.gamma', 0.1681), ('backbone.stages.2.0.gamma', 0.2401),
+                        ('backbone.stages.2.8.gamma', 0.49), ('backbone.stages.3.0.gamma', 0.7),
+                        ('head.weight', 1.0)]:
+        assert got[name] == pytest.approx(scale, abs=1e-4), name
+
+
+def test_groups_are_merged_by_options_and_frozen_parameters_left_out():
+    model = Detector('tiny', frozen_stages=0)
+    optim_wrapper = build(model, 0.7)
+    groups = optim_wrapper.optimizer.param_groups
+    assert len(groups) == len({(g['lr'], g['weight_decay']) for g in groups}) == 12  # ids 2..7 (stem, stage 0 frozen), each with and without wd
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in groups for p in g['params']} == trainable
+    assert not model.backbone.stages[0][0].pwconv1.weight.requires_grad
+
+
+def test_custom_keys_apply_on_top_of_the_decay():
+    model = Detector('tiny')
+    plain = per_parameter(build(model, 0.7), model)
+    custom = per_parameter(build(model, 0.7, custom_keys={'neck': dict(lr_mult=0.1, decay_mult=0.0)}), model)
+    assert custom['neck.weight'] == (pytest.approx(plain['neck.weight'][0] * 0.1), 0.0)
+    assert custom['head.weight'] == plain['head.weight']
+
+
+def test_plain_names_resolve_in_the_mmdet_and_mmseg_scopes():
+    model = Detector('atto')
+    for scope in ('mmdet', 'mmseg'):
+        __import__(f'{scope}.registry')
+        with DefaultScope.overwrite_default_scope(scope):
+            wrapper = build_optim_wrapper(model, dict(
+                optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+                constructor='ConvNeXtLayerDecayOptimizerConstructor', paramwise_cfg=dict(decay_rate=0.9)))
+        assert len(wrapper.optimizer.param_groups) > 1
+
+
+def test_amp_wrapper_and_ddp(monkeypatch, tmp_path):
+    # mmengine builds AmpOptimWrapper only where CUDA is available; lift just that device check on this CPU machine.
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    torch.distributed.init_process_group('gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    try:
+        model = Detector('atto')
+        ddp = nn.parallel.DistributedDataParallel(model)
+        wrapper = build(ddp, 0.7, wrapper='AmpOptimWrapper')
+        assert type(wrapper).__name__ == 'AmpOptimWrapper'
+        assert per_parameter(wrapper, model) == per_parameter(build(model, 0.7), model)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize('model, kwargs, match', [
+    (nn.Sequential(nn.Linear(2, 2)), {}, 'exactly one convnext_dense.ConvNeXt'),
+    (Detector('atto'), dict(decay_type='block_wise'), "decay_type='block_wise'"),
+    (Detector('atto'), dict(decay_rate=0.0), 'decay_rate=0.0'),
+    (Detector('atto'), dict(decay_rate=1.5), 'decay_rate=1.5'),
+    (Detector('small'), dict(num_layers=6), 'num_layers=6 is smaller than the 12 layers'),
+])
+def test_errors(model, kwargs, match):
+    kwargs = dict(dict(decay_rate=0.7), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        build(model, **kwargs)

@@ -17,7 +17,7 @@ import pickle
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import (Callable, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple, Union)
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -148,11 +148,13 @@ def _safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     return allowed
 
 
+# torch >= 2.6 takes (global, name) pairs, needed for the numpy aliases and the restricted getattr; with older torch,
+# files read with weights_only=True may hold plain tensors and containers only (no mmengine message hub).
+ALLOW_LIST_SUPPORTED = torch.__version__ >= '2.6'
+
+
 def _allow_listed() -> ContextManager:
-    # torch >= 2.5 scopes an allow-list to one load; older torch can only read plain tensors and containers.
-    if hasattr(torch.serialization, 'safe_globals'):
-        return torch.serialization.safe_globals(_safe_globals())
-    return nullcontext()
+    return torch.serialization.safe_globals(_safe_globals()) if ALLOW_LIST_SUPPORTED else nullcontext()
 
 
 def _missing_file_message(path: str) -> str:
@@ -165,7 +167,7 @@ def _missing_file_message(path: str) -> str:
     return message
 
 
-def read_checkpoint(path: PathLike, map_location: Union[str, torch.device, None] = 'cpu') -> Mapping:
+def read_checkpoint(path: PathLike, map_location: Union[str, torch.device, None] = 'cpu') -> Any:
     """Read a checkpoint file without running code stored in it.
 
     ``.safetensors`` files are read with safetensors (onto the CPU); anything else with
@@ -201,9 +203,11 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
     except pickle.UnpicklingError as e:
         detail = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\n|$)', str(e), re.S)
         reason = (detail.group(1) if detail else str(e).splitlines()[0]).strip()
+        upgrade = '' if ALLOW_LIST_SUPPORTED else '; torch >= 2.6 also reads mmengine runner checkpoints safely'
         raise ValueError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense reads '
                          'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
-                         'trust the file, re-save its state dict (tensors only) or convert it to safetensors') from e
+                         f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{upgrade}'
+                         ) from e
     except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError) as e:
         raise ValueError(f'cannot read checkpoint {path!r}: {type(e).__name__}: {e} (the file is truncated, '
                          'corrupt or not a PyTorch checkpoint)') from e
@@ -525,7 +529,7 @@ def map_whole_model(state_dict: Mapping[str, Tensor]) -> Tuple[Dict[str, Tensor]
     return renamed, layout
 
 
-def load_from_local_safe(filename: str, map_location: Union[str, torch.device, None] = None) -> Mapping:
+def load_from_local_safe(filename: str, map_location: Union[str, torch.device, None] = None) -> Any:
     """mmengine ``CheckpointLoader`` scheme for local files: ``read_checkpoint``, then ``map_whole_model``.
 
     The rest of the checkpoint (meta, optimizer, message hub) is returned unchanged for mmengine's runner.

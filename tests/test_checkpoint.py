@@ -427,6 +427,13 @@ def test_convert_library_writes_safetensors_and_refuses_the_source(tmp_path):
     with pytest.raises(ValueError, match='refusing to overwrite the source'):
         convert_checkpoint(src, Path(os.path.relpath(src)))
 
+    dense = save({'state_dict': {**{f'backbone.{k}': v for k, v in backbone_sd(model, True).items()},
+                                 'decode_head.conv_seg.weight': torch.rand(3, 8, 1, 1)}}, tmp_path / 'upernet.pth')
+    convert_checkpoint(dense, tmp_path / 'whole.pth', whole_model=True)
+    whole = torch.load(tmp_path / 'whole.pth', weights_only=True)['state_dict']
+    assert set(whole) == {f'backbone.{k}' for k in backbone_sd(model, True)} | {'decode_head.conv_seg.weight'}
+    assert whole['backbone.stages.0.0.grn.gamma'].shape == (32,)
+
 
 def expected_features_of(model: ConvNeXt, kind: dict, x: Tensor) -> Tuple[Tensor, ...]:
     return expected_features(model, (), x)

@@ -4,7 +4,8 @@
 
 Writes a backbone-only state dict under convnext_dense names (``.safetensors`` if DST ends so), or with
 ``--whole-model`` an mmdet / mmseg checkpoint with ``backbone.*`` keys under ``state_dict`` (plus the source's neck and
-heads, if it has any). Prints the load report. The logic is ``convnext_dense.checkpoint.convert_checkpoint``.
+heads, if it has any). The library logs its load report (to stdout); the logic is
+``convnext_dense.checkpoint.convert_checkpoint``.
 """
 import argparse
 
@@ -28,8 +29,7 @@ def main() -> None:
         report = convert_checkpoint(args.src, args.dst, prefix=args.prefix, whole_model=args.whole_model)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f'convert_checkpoint: error: {e}') from e
-    print(report.summary())
-    print(f'wrote {args.dst}')
+    print(f'wrote {args.dst}: {len(report.loaded)} backbone tensors')
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from convnext_dense import ConvNeXt
-from convnext_dense.checkpoint import (OFFICIAL_URL, convert_checkpoint, load_backbone_checkpoint,
+from convnext_dense.checkpoint import (OFFICIAL_CHECKPOINTS, OFFICIAL_URL, convert_checkpoint, load_backbone_checkpoint,
                                        load_from_local_safe, map_whole_model, read_checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -273,6 +273,12 @@ def test_missing_file_errors_name_the_path_and_official_download(tmp_path):
         ConvNeXt(**V1, init_cfg=dict(type='Pretrained', checkpoint=str(official))).init_weights()
     with pytest.raises(ValueError, match='URL'):
         read_checkpoint(OFFICIAL_URL + 'convnext_tiny_1k_224.pth')
+
+
+def test_every_official_file_the_configs_name_has_a_download_url():
+    named = {m for config in (REPO / 'configs').rglob('*.py')
+             for m in re.findall(r'convnext_\w+_1k_224\.pth|convnext_\w+_22k_224\.pth', config.read_text())}
+    assert named and named <= set(OFFICIAL_CHECKPOINTS), named - set(OFFICIAL_CHECKPOINTS)
 
 
 @pytest.mark.parametrize('fmt', ['zip', 'legacy', 'safetensors', 'empty'])

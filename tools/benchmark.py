@@ -1,0 +1,55 @@
+"""Benchmark ConvNeXt backbones: images/s and peak memory of inference and forward+backward, as a table and JSON.
+
+GPU (the default input sizes of the recipes):
+    python tools/benchmark.py --device cuda --dtypes fp32 bf16 --formats nchw channels_last --compile both
+CPU (small sizes):
+    python tools/benchmark.py --device cpu --quick
+"""
+import argparse
+import os
+
+from convnext_dense import benchmark
+
+GPU_SHAPES = ['2x3x800x1344', '16x3x512x512']
+CPU_SHAPES = ['1x3x512x512', '2x3x256x320']
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cuda', help='cuda or cpu (default: cuda)')
+    parser.add_argument('--arch', default='tiny', help='ConvNeXt arch (default: tiny)')
+    parser.add_argument('--shapes', nargs='+', help=f'NxCxHxW inputs (default: {GPU_SHAPES} on cuda, '
+                        f'{CPU_SHAPES} on cpu)')
+    parser.add_argument('--impls', nargs='+', default=list(benchmark.IMPLS), choices=benchmark.IMPLS)
+    parser.add_argument('--dtypes', nargs='+', default=['fp32', 'bf16'], choices=list(benchmark.DTYPES),
+                        help='fp32, or autocast to bf16/fp16')
+    parser.add_argument('--formats', nargs='+', default=['nchw', 'channels_last'], choices=['nchw', 'channels_last'])
+    parser.add_argument('--compile', choices=['eager', 'compiled', 'both'], default='eager')
+    parser.add_argument('--with-cp', choices=['off', 'on', 'both'], default='off',
+                        help='activation checkpointing (ours and mmpretrain)')
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--reps', type=int, default=20)
+    parser.add_argument('--quick', action='store_true',
+                        help='a short run: tiny at 1x3x512x512 and 2x3x256x320, fp32, 2 warm-ups, 5 repetitions')
+    parser.add_argument('--out', default='results/benchmark.json', help='JSON file (default: %(default)s)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.quick:
+        args.dtypes, args.warmup, args.reps = ['fp32'], 2, 5
+    shapes = args.shapes or (GPU_SHAPES if args.device.startswith('cuda') else CPU_SHAPES)
+    print(benchmark.HEADER)
+    results = benchmark.run(
+        args.device, args.arch, [tuple(int(v) for v in s.split('x')) for s in shapes], args.impls, args.dtypes,
+        [f == 'channels_last' for f in args.formats],
+        {'eager': [False], 'compiled': [True], 'both': [False, True]}[args.compile],
+        {'off': [False], 'on': [True], 'both': [False, True]}[args.with_cp], args.warmup, args.reps)
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    benchmark.save(results, args.out, args.device)
+    print(f'saved {len(results)} results to {args.out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -4,17 +4,9 @@ import torch
 
 from convnext_dense import ARCH_SETTINGS, ConvNeXt
 from convnext_dense.reference import official_from
+from helpers import randomize
 
 TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random values everywhere (also in norms, layer scales and GRN, which start at constants)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if p.dim() == 1 else 0.0))
-    return model
 
 
 @pytest.mark.parametrize('arch', ['atto', 'femto', TINY, dict(depths=(2, 1, 1), channels=(8, 12, 16))])

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from convnext_dense import ConvNeXt
 from convnext_dense.checkpoint import (OFFICIAL_CHECKPOINTS, OFFICIAL_URL, convert_checkpoint, load_backbone_checkpoint,
                                        load_from_local_safe, map_whole_model, read_checkpoint)
+from helpers import randomize
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 32, 64))
@@ -71,17 +72,8 @@ def rename(state_dict: Dict[str, Tensor], rules: List[Tuple[str, str]], prefix: 
     return renamed
 
 
-def randomize(model: nn.Module, seed: int) -> nn.Module:
-    """Random values everywhere, also where the init is a constant (norms, layer scale, GRN)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if p.dim() == 1 else 0.0))
-    return model.eval()
-
-
 def source(kind: dict, seed: int = 0) -> ConvNeXt:
-    return randomize(ConvNeXt(**kind), seed)
+    return randomize(ConvNeXt(**kind), seed).eval()
 
 
 def backbone_sd(model: ConvNeXt, with_norms: bool) -> Dict[str, Tensor]:

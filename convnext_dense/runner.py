@@ -9,6 +9,7 @@ import os.path as osp
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import RUNNERS
@@ -40,11 +41,32 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     if not torch.cuda.is_available():  # NCCL needs GPUs; gloo runs the same collectives on CPU
         cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())['backend'] = 'gloo'
+        _sync_bn_to_bn(cfg.model)  # torch's SyncBN runs on GPUs only; on CPU each process keeps its own statistics
+        # mmengine passes device_ids=[LOCAL_RANK] to DDP, which DDP refuses for a CPU module
+        cfg.setdefault('model_wrapper_cfg', ConfigDict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False)))
     return cfg
+
+
+def _sync_bn_to_bn(node: object) -> None:
+    """Turn every ``type='SyncBN'`` in a (nested) model config into ``'BN'``, in place."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for value in node.values():
+            _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _sync_bn_to_bn(value)
 
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner the config asks for; on a single process, SyncBN layers become plain BatchNorm."""
+    if cfg.launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
+        # mmengine's init_dist pins a CUDA device, which fails without GPUs; torchrun's env:// variables are all gloo
+        # needs, and the Runner skips its own initialisation of an initialised group
+        dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if not runner.distributed:
         runner.model = revert_sync_batchnorm(runner.model)

@@ -66,9 +66,10 @@ class ConvNeXt(BaseModule):
         frozen_stages: Freeze the stem, the downsample layers, the blocks and the output norms of stages
             0..frozen_stages (kept in eval mode); -1 freezes nothing. Default: -1.
         with_cp: Recompute each block in the backward pass (activation checkpointing) to save memory. Default: False.
-        channels_last: Run in channels-last memory format (NHWC strides behind NCHW shapes), which is faster for
-            the depthwise convolutions and the norms on GPU and CPU. Outputs keep that format; with False they are
-            contiguous NCHW, as ops that index raw NCHW memory (mmcv's RoIAlign) need. Default: True.
+        channels_last: Compute in channels-last memory format (NHWC strides behind NCHW shapes), which is faster
+            for the depthwise convolutions and the norms on GPU and CPU. Default: True. Either way the returned
+            maps are contiguous NCHW: ops that index raw NCHW memory (mmcv's RoIAlign) silently misread
+            channels-last tensors.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
             common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``). Default: None.
     """
@@ -149,8 +150,7 @@ class ConvNeXt(BaseModule):
             for block in stage:
                 x = checkpoint(block, x, use_reentrant=False) if self.with_cp and self.training else block(x)
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x)  # a channels-last view: LayerNorm2d permutes
-                outs.append(out if self.channels_last else out.contiguous())
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())  # LayerNorm2d returns an NHWC-strided view
         return tuple(outs)
 
     def _freeze_stages(self) -> None:

@@ -30,14 +30,23 @@ def test_arch_table_and_contract():
     assert len(ConvNeXt('tiny', out_indices=(1,)).stages) == 2  # stages after the last output are not built
 
 
-def test_channels_last_outputs_equal_nchw_outputs():
+def test_channels_last_compute_returns_the_same_contiguous_nchw_maps():
     fast = randomize(ConvNeXt(TINY)).eval()
     plain = ConvNeXt(TINY, channels_last=False).eval()
     plain.load_state_dict(fast.state_dict())
     x = torch.randn(2, 3, 70, 90)
     for a, b in zip(fast(x), plain(x)):
-        assert a.is_contiguous(memory_format=torch.channels_last)
+        assert a.is_contiguous() and b.is_contiguous()  # mmcv's RoIAlign misreads channels-last maps
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_roi_align_reads_our_maps_correctly():
+    from mmcv.ops import roi_align
+    feats = randomize(ConvNeXt(TINY)).eval()(torch.randn(1, 3, 64, 64))[0]
+    rois = torch.tensor([[0, 1.0, 2.0, 11.0, 13.0]])
+    torch.testing.assert_close(roi_align(feats, rois, (3, 3), 1.0, 2, 'avg', True),
+                               roi_align(feats.clone(memory_format=torch.contiguous_format), rois, (3, 3), 1.0, 2,
+                                         'avg', True))
 
 
 @pytest.mark.parametrize('use_grn', [False, True])

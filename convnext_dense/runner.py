@@ -15,6 +15,9 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .hooks import install_hooks
+from .validation import check_datasets
+
 TOOLKITS = ('mmdet', 'mmseg')
 
 
@@ -62,7 +65,13 @@ def _sync_bn_to_bn(node: object) -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner the config asks for; on a single process, SyncBN layers become plain BatchNorm."""
+    """Build the Runner the config asks for; on a single process, SyncBN layers become plain BatchNorm.
+
+    Every run gets crash-safe checkpoints, the non-finite loss stop and the checkpoint fit check
+    (``convnext_dense.hooks``), and checked datasets (``convnext_dense.validation``).
+    """
+    install_hooks(cfg)
+    check_datasets(cfg)
     if cfg.launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
         # mmengine's init_dist pins a CUDA device, which fails without GPUs; torchrun's env:// variables are all gloo
         # needs, and the Runner skips its own initialisation of an initialised group

@@ -1,0 +1,190 @@
+"""Reliability hooks: crash-safe checkpoints, a stop on a non-finite loss, and a check that ``load_from`` fits.
+
+``runner.build_runner`` installs all three for every run of ``tools/train.py`` and ``tools/test.py``:
+
+* ``AtomicCheckpointHook`` replaces mmengine's ``CheckpointHook``: a kill at any moment leaves ``last_checkpoint``
+  pointing at a complete file.
+* ``NonFiniteLossHook`` stops training at the first NaN / inf loss, naming the iteration, before a checkpoint of
+  the diverged weights is written.
+* ``LoadCheckHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's tensors
+  or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
+"""
+import math
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.distributed as dist
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import find_latest_checkpoint
+from torch import Tensor
+
+from .backbone import ConvNeXt
+from .checkpoint import describe_arch, infer_arch
+
+PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
+POINTER = 'last_checkpoint'  # mmengine's name for the file naming the latest checkpoint (read by --resume)
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename inside ``path`` durable (a power loss after ``os.replace`` could otherwise undo it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(partial: str, path: str) -> None:
+    """Flush ``partial`` to disk and rename it to ``path`` in one step: readers see the old file or the new one."""
+    with open(partial, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(partial, path)  # atomic within one file system: partial sits next to path
+    _fsync_dir(osp.dirname(osp.abspath(path)))
+
+
+def write_atomic(path: str, data: Union[str, bytes]) -> None:
+    """Write ``data`` to ``path`` so that a crash at any point leaves either the old file or the complete new one.
+
+    The data goes to ``path + PARTIAL_SUFFIX`` first; a kill before the rename leaves only that partial file,
+    which the next write replaces.
+    """
+    partial = path + PARTIAL_SUFFIX
+    with open(partial, 'wb') as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    commit(partial, path)
+
+
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` (same arguments) whose checkpoints survive a kill at any moment.
+
+    mmengine 0.10 writes a checkpoint in place (``LocalBackend.put``), writes ``last_checkpoint`` with a plain
+    ``open(..., 'w')``, and deletes the oldest checkpoint *before* writing the new one: with ``max_keep_ckpts=1`` a
+    kill during the write leaves a truncated file, no complete one, and a pointer to a deleted file. Here the new
+    checkpoint is written under a ``.partial`` name and renamed once complete, then the pointer is replaced the same
+    way, and only then are outdated checkpoints deleted. A file backend could make the writes atomic but not fix that
+    order, nor reach the pointer, which mmengine writes with ``open``; so this overrides the one method that does
+    all three. Checkpoints go to local disk (``out_dir`` is a local path); an object store needs none of this.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not isinstance(self.file_backend, LocalBackend):
+            raise ValueError(f'AtomicCheckpointHook writes local files; out_dir={self.out_dir!r} is not local: set '
+                             "default_hooks.checkpoint.type='CheckpointHook' for remote storage")
+
+    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+        outdated = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated.append(self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))  # saved in the checkpoint
+
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = osp.join(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
+                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
+            return
+        commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
+        write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
+        for name in outdated:
+            path = osp.join(self.out_dir, name)
+            if osp.isfile(path):
+                os.remove(path)
+
+
+class NonFiniteLossHook(Hook):
+    """Stop training with a ``FloatingPointError`` naming the iteration at the first NaN or infinite loss.
+
+    The check runs after each iteration and before ``CheckpointHook`` (lower priority) could save the diverged
+    weights, so the last checkpoint on disk is the last good one. Under DDP the ranks agree through one all-reduce,
+    so all of them stop at the same iteration (a NaN on one rank reaches every rank's weights through the gradient
+    all-reduce, while the other ranks' losses of that iteration may still be finite). mmdet's ``CheckInvalidLossHook``
+    is a bare assert every 50 iterations and mmseg has none, hence this hook.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
+                         outputs: Optional[Dict[str, Tensor]] = None) -> None:
+        losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
+        bad = {key: value for key, value in losses.items() if not math.isfinite(value)}
+        flag = torch.tensor([float(bool(bad))])
+        if runner.distributed:
+            dist.all_reduce(flag)
+        if flag.item() == 0:
+            return
+        detail = ', '.join(f'{key}={value}' for key, value in bad.items()) or 'on another rank'
+        last = runner.message_hub.get_info('last_ckpt')
+        kept = f'the last checkpoint, {last}, is kept' if last else 'no checkpoint had been written yet'
+        raise FloatingPointError(f'non-finite loss at iteration {runner.iter + 1}: {detail}; training stopped and {kept}. Lower the '
+                                 'learning rate, clip gradients (optim_wrapper.clip_grad) or check the data and '
+                                 'the loss weights')
+
+
+class LoadCheckHook(Hook):
+    """Refuse a checkpoint that does not fit the model, before mmengine loads it with warnings only.
+
+    mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) non-strictly: a file of another model loads
+    nothing and only logs warnings, and a backbone of another arch is skipped tensor by tensor. This raises a
+    ``ValueError`` naming the file when no tensor fits, or when a ConvNeXt backbone tensor has another shape (the
+    file's likely arch is named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        state = checkpoint.get('state_dict', checkpoint)
+        state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
+                 for key, value in state.items() if isinstance(value, Tensor)}
+        own = model.state_dict()
+        # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
+        source = runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
+        fitting = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
+        if not fitting:
+            raise ValueError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
+                             f'{type(model).__name__} of this config (its keys start {_first(state)}, the '
+                             f"model's {_first(own)}); it is a checkpoint of another model")
+        backbone = getattr(model, 'backbone', None)
+        if isinstance(backbone, ConvNeXt):
+            _check_backbone(backbone, state, source)
+
+
+def _first(keys: Sequence[str], count: int = 3) -> str:
+    return ', '.join(list(keys)[:count]) or '(no tensors)'
+
+
+def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -> None:
+    own = backbone.state_dict()
+    prefix = 'backbone.'
+    for key, value in state.items():
+        name = key[len(prefix):]
+        if key.startswith(prefix) and name in own and own[name].shape != value.shape:
+            file_backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            try:
+                likely = 'ConvNeXt ' + describe_arch(**infer_arch(file_backbone))
+            except ValueError:
+                likely = 'another backbone'
+            raise ValueError(f'checkpoint {source}: {key} has shape {tuple(value.shape)} in the file but '
+                             f'{tuple(own[name].shape)} in the model; the file holds {likely}, the model ConvNeXt '
+                             f'{describe_arch(backbone.arch_depths, backbone.arch_channels)}: set '
+                             'model.backbone.arch to match the file')
+
+
+def install_hooks(cfg) -> None:
+    """Use ``AtomicCheckpointHook`` for mmengine's ``CheckpointHook`` and add the other two hooks, in place."""
+    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
+    if checkpoint is not None and checkpoint.get('type') == 'CheckpointHook':
+        checkpoint['type'] = 'AtomicCheckpointHook'
+    present = {hook.get('type') for hook in cfg.get('custom_hooks', [])}
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                        *(dict(type=name) for name in ('NonFiniteLossHook', 'LoadCheckHook') if name not in present)]

@@ -1,0 +1,39 @@
+"""Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights
+and each rank's share of the merged evaluation."""
+import os.path as osp
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.evaluator import BaseMetric
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS, METRICS
+
+
+@HOOKS.register_module()
+class DumpParamsHook(Hook):
+    """Save this rank's parameters before and after training: ``rank{r}_{before,after}.pth`` in the work dir."""
+
+    def _dump(self, runner, when: str) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        params = {name: p.detach().clone() for name, p in model.named_parameters()}
+        torch.save(params, osp.join(runner.work_dir, f'rank{get_rank()}_{when}.pth'))
+
+    def before_train(self, runner) -> None:
+        self._dump(runner, 'before')
+
+    def after_train(self, runner) -> None:
+        self._dump(runner, 'after')
+
+
+@METRICS.register_module()
+class SamplesPerRankMetric(BaseMetric):
+    """Counts, after mmengine merged the ranks' results, how many evaluated samples each rank contributed."""
+
+    default_prefix = 'ranks'
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.extend([get_rank()] * len(data_samples))
+
+    def compute_metrics(self, results: list) -> dict:
+        return {**{f'rank{rank}': results.count(rank) for rank in sorted(set(results))}, 'total': len(results)}

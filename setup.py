@@ -23,7 +23,7 @@ setup(
         'det': DET,
         'seg': SEG,
         'all': sorted(set(DET + SEG)),
-        'export': ['onnx', 'onnxruntime'],
-        'tests': ['pytest', 'onnx', 'onnxruntime'],
+        'export': ['onnx', 'onnxscript', 'onnxruntime'],  # onnxscript: torch's torch.export-based ONNX exporter
+        'tests': ['pytest', 'onnx', 'onnxscript', 'onnxruntime'],
     },
 )

@@ -1,0 +1,118 @@
+"""ONNX export of the ConvNeXt backbone with dynamic batch, height and width, and a check against PyTorch.
+
+The graph comes from torch's ``torch.export``-based ONNX exporter (the default since torch 2.9; it needs
+``onnxscript``). Opset 17 added ``LayerNormalization``, so from 17 on every norm is one op that keeps its epsilon
+(1e-6) instead of a decomposition; the exporter's own opset, 18, is the default. Outputs are named ``stage{i}`` for
+each returned stage, in the backbone's ``out_indices`` order. The check runs the file with onnxruntime on the CPU.
+"""
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.registry import MODELS, DefaultScope
+
+from .backbone import ARCH_SETTINGS, ConvNeXt
+from .checkpoint import load_backbone_checkpoint
+from .runner import load_config
+
+MIN_OPSET = 17  # the first opset with LayerNormalization
+DEFAULT_OPSET = 18
+PROTOBUF_LIMIT = 2**31 - 1  # bytes of one ONNX protobuf file; bigger models keep their weights in FILE.onnx.data
+
+
+def build_backbone(config_or_arch: str, checkpoint: Optional[str] = None) -> ConvNeXt:
+    """The backbone a config's ``model.backbone`` describes, or ``ConvNeXt(arch)`` for an arch name, in eval mode.
+
+    Args:
+        config_or_arch: A config file (detection or segmentation) or an arch name of ``ARCH_SETTINGS``.
+        checkpoint: Weights to load: any layout ``load_backbone_checkpoint`` reads, whole detector/segmentor files
+            included. Default: None (PyTorch's random initialisation; a config's Pretrained init_cfg is not read).
+
+    Raises:
+        ValueError: ``config_or_arch`` is neither an existing file nor a known arch.
+        TypeError: the config's backbone is not ``convnext_dense.ConvNeXt``.
+    """
+    if os.path.isfile(config_or_arch):
+        cfg = load_config(config_or_arch)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            backbone = MODELS.build(cfg.model.backbone)
+        if not isinstance(backbone, ConvNeXt):
+            raise TypeError(f'{config_or_arch}: model.backbone is {type(backbone).__name__}; only '
+                            'convnext_dense.ConvNeXt backbones are exported')
+    elif config_or_arch in ARCH_SETTINGS:
+        backbone = ConvNeXt(config_or_arch)
+    else:
+        raise ValueError(f'{config_or_arch!r} is neither a config file nor a ConvNeXt arch; archs: '
+                         f'{", ".join(ARCH_SETTINGS)}')
+    if checkpoint is not None:
+        load_backbone_checkpoint(backbone, checkpoint)
+    return backbone.eval()
+
+
+def output_names(backbone: ConvNeXt) -> List[str]:
+    """``stage{i}`` for each stage the backbone returns."""
+    return [f'stage{i}' for i in backbone.out_indices]
+
+
+def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512),
+                opset: int = DEFAULT_OPSET) -> List[str]:
+    """Export ``backbone`` to ONNX with dynamic batch, height and width.
+
+    Args:
+        backbone: The backbone (put in eval mode).
+        out: The ``.onnx`` file to write.
+        shape: (H, W) of the example input that is traced; the graph accepts any H, W >= the backbone's
+            ``min_input_size``. Default: (512, 512).
+        opset: ONNX opset, at least 17. Default: 18.
+
+    Returns:
+        The files written: ``out``, and ``out + '.data'`` when the weights exceed protobuf's 2 GiB.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
+    if min(shape) < backbone.min_input_size:
+        raise ValueError(f'shape={tuple(shape)}: height and width must be at least {backbone.min_input_size}')
+    backbone.eval()
+    # torch.export treats a dimension of size 1 as a constant, so the example batch has two images
+    example = torch.randn(2, 3, *shape)
+    lowest = backbone.min_input_size
+    dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=lowest),
+            3: torch.export.Dim('width', min=lowest)}
+    weight_bytes = sum(p.numel() * p.element_size() for p in backbone.parameters())
+    external = weight_bytes > PROTOBUF_LIMIT
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.onnx.export(backbone, (example,), out, dynamo=True, opset_version=opset, input_names=['image'],
+                      output_names=output_names(backbone), dynamic_shapes={'x': dims}, external_data=external)
+    return [out, out + '.data'] if external else [out]
+
+
+def verify_onnx(backbone: ConvNeXt, path: str, shapes: Sequence[Tuple[int, int]], batch: int = 1,
+                seed: int = 0) -> Dict[Tuple[int, int], float]:
+    """Largest absolute difference between onnxruntime's (CPU) and PyTorch's outputs, per input (H, W).
+
+    Args:
+        backbone: The exported backbone.
+        path: Its ONNX file.
+        shapes: Input sizes (H, W) to compare at; two different ones show that height and width are dynamic.
+        batch: Images per input. Default: 1.
+        seed: Seed of the random inputs. Default: 0.
+    """
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    gen = torch.Generator().manual_seed(seed)
+    diffs = {}
+    for height, width in shapes:
+        image = torch.randn(batch, 3, height, width, generator=gen)
+        with torch.no_grad():
+            expected = backbone.eval()(image)
+        got = session.run(output_names(backbone), {'image': image.numpy()})
+        diffs[(height, width)] = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+    return diffs
+
+
+def default_verify_shapes(shape: Tuple[int, int]) -> List[Tuple[int, int]]:
+    """The export size and a larger one of another aspect ratio whose sides are not multiples of 32."""
+    height, width = shape
+    return [(height, width), (height + 40, width + 72)]

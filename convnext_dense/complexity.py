@@ -3,16 +3,17 @@
 mmengine's ``FlopAnalyzer`` (fvcore's counter) traces one forward pass and counts one fused multiply-add as one
 FLOP, the convention of the published tables (the official ConvNeXt dense code measured with mmcv's counter, which
 counts the same way). Element-wise ops (GELU, residual adds, layer scale) are not counted by either; RoIAlign is an
-mmcv op the tracer cannot see into and is listed as not counted.
+mmcv op the tracer cannot see into and is listed as not counted. The analyzer is used directly rather than through
+``get_model_complexity_info``, which traces a second time for activation counts and returns no per-module numbers.
 
 What runs is the test-time work of the published measurements (the official ConvNeXt repository's
 ``object_detection/`` and ``semantic_segmentation/`` ``get_flops``; numbers in ``reference/recipes.md``):
 
-* detection: backbone, neck, the RPN's convolutions, then the RoI heads on ``test_cfg.rpn.max_per_img`` proposals
-  (1000 in the COCO configs), mask heads on the ``test_cfg.rcnn.max_per_img`` detections that reach them at test
-  time (100). mmdet's ``CascadeRoIHead.forward`` runs its mask heads on every proposal, so their count is scaled to
-  the detections kept (mask-head FLOPs are linear in the number of RoIs). Detectors without RoI heads run
-  ``_forward``.
+* detection (as mmdet 2.x's ``forward_dummy``): backbone, neck, the RPN's convolutions, then the RoI heads on
+  ``test_cfg.rpn.max_per_img`` proposals (1000 in the COCO configs), mask heads on the ``test_cfg.rcnn.max_per_img``
+  detections that reach them at test time (100). mmdet's ``CascadeRoIHead.forward`` runs its mask heads on every
+  proposal, so their count is scaled to the detections kept (mask-head FLOPs are linear in the number of RoIs).
+  Detectors without RoI heads run ``_forward``.
 * segmentation: ``_forward`` (backbone, neck, decode head); the auxiliary head only trains and is not run, but its
   parameters are counted, as published.
 
@@ -108,7 +109,7 @@ class _TwoStageTestWork(nn.Module):
     def forward(self, image: Tensor) -> tuple:
         x = self.model.extract_feat(image)
         # the RPN's convolutions; decoding and NMS of its proposals cost no multiply-adds
-        rpn_outs = self.model.rpn_head(x)
+        rpn_outs = self.model.rpn_head(x) if self.model.with_rpn else ()
         return rpn_outs, self.model.roi_head.forward(x, self.proposals, self.samples)
 
 
@@ -216,9 +217,11 @@ def format_complexity(c: Complexity) -> str:
              f'FLOPs: {human(c.flops)} ({c.flops:,}; multiply-adds)']
     lines += [f'  {name:<16} params {human(c.part_params[name]):>7}   FLOPs {human(c.part_flops[name]):>7}'
               for name in c.part_params if c.part_params[name] or c.part_flops[name]]
-    # element-wise aten ops are left out by convention (as in the published counts); anything else is worth a look
-    for kind, ops in (('element-wise or pooling, no multiply-adds', [op for op in c.not_counted if op.startswith('aten::')]),
-                      ('opaque to the tracer', [op for op in c.not_counted if not op.startswith('aten::')])):
-        if ops:
-            lines.append(f'not counted ({kind}): ' + ', '.join(sorted(op.split('::')[-1] for op in ops)))
+    # torch's own ops left out are element-wise or pooling (by convention, as published); others are opaque ops
+    torch_ops = sorted(op.split('::')[-1] for op in c.not_counted if op.startswith('aten::'))
+    opaque = sorted(op.split('::')[-1] for op in c.not_counted if not op.startswith('aten::'))
+    if torch_ops:
+        lines.append('not counted (element-wise or pooling, no multiply-adds): ' + ', '.join(torch_ops))
+    if opaque:
+        lines.append('not counted (opaque to the tracer): ' + ', '.join(opaque))
     return '\n'.join(lines)

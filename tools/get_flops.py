@@ -10,7 +10,7 @@ import argparse
 
 from mmengine.config import DictAction
 
-from convnext_dense.complexity import config_complexity, format_complexity
+from convnext_dense.complexity import config_complexity, default_shape, format_complexity
 from convnext_dense.runner import load_config
 
 
@@ -28,7 +28,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    print(format_complexity(config_complexity(cfg, tuple(args.shape) if args.shape else None)))
+    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    print(f'{args.config}: tracing one forward pass at {shape[0]} x {shape[1]} (minutes on a CPU for the large '
+          'models)', flush=True)
+    print(format_complexity(config_complexity(cfg, shape)))
 
 
 if __name__ == '__main__':

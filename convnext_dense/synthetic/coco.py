@@ -53,7 +53,8 @@ def make_split(out_dir: Path, num_images: int, rng: np.random.Generator, size: i
 
 
 def write_coco_demo(root: str, num_train: int = 600, num_val: int = 100, seed: int = 0, size: int = 128,
-                    max_instances: int = 4, min_size: Optional[int] = None, max_size: Optional[int] = None) -> Dict[str, Tuple[int, int]]:
+                    max_instances: int = 4, min_size: Optional[int] = None,
+                    max_size: Optional[int] = None) -> Dict[str, Tuple[int, int]]:
     """Write a synthetic COCO-layout instance-segmentation dataset under ``root``.
 
     Args:
@@ -63,13 +64,13 @@ def write_coco_demo(root: str, num_train: int = 600, num_val: int = 100, seed: i
         seed: Seed of the renderer; train and val use independent streams derived from it. Default: 0.
         size: Height and width of the square images in pixels. Default: 128.
         max_instances: Most shapes drawn per image (at least one). Default: 4.
-        min_size: Smallest shape extent in pixels. Default: size // 6.
+        min_size: Smallest shape extent in pixels. Default: size // 5.
         max_size: Largest shape extent in pixels. Default: size // 2.
 
     Returns:
         ``{split: (number of images, number of annotated instances)}``.
     """
-    min_size = size // 6 if min_size is None else min_size
+    min_size = size // 5 if min_size is None else min_size
     max_size = size // 2 if max_size is None else max_size
     if min(num_train, num_val) < 1 or max_instances < 1:
         raise ValueError(f'num_train={num_train}, num_val={num_val} and max_instances={max_instances} must be >= 1')

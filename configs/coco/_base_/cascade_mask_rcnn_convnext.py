@@ -1,4 +1,4 @@
-"""Cascade Mask R-CNN with a ConvNeXt-T backbone, ImageNet-1k weights, the published COCO 3x recipe (ConvNeXt, Liu et al., CVPR 2022).
+"""Cascade Mask R-CNN, ConvNeXt-T backbone, ImageNet-1k weights: the published COCO 3x recipe (Liu et al., CVPR 2022).
 
 Source: the official ``cascade_mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_giou_4conv1f_adamw_3x_coco``
 config (box AP 50.4, mask AP 43.7), as ported in mmdet 3.3.0; numbers in ``reference/recipes.md``. Size variants

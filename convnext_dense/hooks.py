@@ -19,7 +19,7 @@ import torch.distributed as dist
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import find_latest_checkpoint
 from torch import Tensor
 
@@ -142,7 +142,9 @@ class LoadCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        # mmengine loads into the wrapped model of a DDP wrapper and of a test-time-augmentation model alike
+        wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
+        model = runner.model.module if wrapped else runner.model
         state = checkpoint.get('state_dict', checkpoint)
         state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
                  for key, value in state.items() if isinstance(value, Tensor)}

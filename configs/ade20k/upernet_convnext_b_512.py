@@ -1,4 +1,4 @@
-"""UperNet + ConvNeXt-B, ImageNet-1k weights, ADE20K 512x512, 160k iterations (published mIoU ss / ms: 49.1 / 49.9)."""
+"""UperNet + ConvNeXt-B, ImageNet-1k weights, ADE20K 512x512, 160k iters (published mIoU ss / ms: 49.1 / 49.9)."""
 _base_ = ['./_base_/upernet_convnext_512.py']
 import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
 

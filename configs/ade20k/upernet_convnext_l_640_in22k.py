@@ -1,4 +1,4 @@
-"""UperNet + ConvNeXt-L, ImageNet-22k weights, ADE20K 640x640, 160k iterations (published mIoU ss / ms: 53.2 / 53.7)."""
+"""UperNet + ConvNeXt-L, ImageNet-22k weights, ADE20K 640x640, 160k iters (published mIoU ss / ms: 53.2 / 53.7)."""
 _base_ = ['./_base_/upernet_convnext_640.py']
 import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
 

@@ -1,4 +1,4 @@
-"""UperNet + ConvNeXt-T, ImageNet-1k weights, ADE20K 512x512, 160k iterations (published mIoU: 46.0 ss / 46.7 ms)."""
+"""UperNet + ConvNeXt-T, ImageNet-1k weights, ADE20K 512x512, 160k iters (published mIoU: 46.0 ss / 46.7 ms)."""
 _base_ = ['./_base_/upernet_convnext_512.py']
 import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
 

@@ -1,4 +1,4 @@
-"""UperNet + ConvNeXt-XL, ImageNet-22k weights, ADE20K 640x640, 160k iterations (published mIoU ss / ms: 53.6 / 54.0)."""
+"""UperNet + ConvNeXt-XL, ImageNet-22k weights, ADE20K 640x640, 160k iters (published mIoU ss / ms: 53.6 / 54.0)."""
 _base_ = ['./_base_/upernet_convnext_640.py']
 import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
 

@@ -1,0 +1,244 @@
+"""ADE20K: every config builds and matches the published recipe, slide and TTA inference, the synthetic data set, and
+a few iterations of train + test through the tools on generated data."""
+import copy
+import filecmp
+import functools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from convnext_dense import ConvNeXt
+from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / 'configs' / 'ade20k'
+TINY = dict(depths=(1, 1, 1, 1), channels=(8, 16, 24, 32))
+
+# The published recipes (shared/reference/recipes.md), typed here again on purpose: the independent check.
+# config: arch, crop, slide stride, drop path, L, AMP, lr, pretrained file, params (M, as published)
+RECIPES = {
+    'upernet_convnext_t_512': ('tiny', 512, 341, 0.4, 6, True, 1e-4, 'convnext_tiny_1k_224.pth', 60),
+    'upernet_convnext_s_512': ('small', 512, 341, 0.3, 12, True, 1e-4, 'convnext_small_1k_224.pth', 82),
+    'upernet_convnext_b_512': ('base', 512, 341, 0.4, 12, True, 1e-4, 'convnext_base_1k_224.pth', 122),
+    'upernet_convnext_b_640_in22k': ('base', 640, 426, 0.4, 12, True, 1e-4, 'convnext_base_22k_224.pth', 122),
+    'upernet_convnext_l_640_in22k': ('large', 640, 426, 0.4, 12, False, 1e-4, 'convnext_large_22k_224.pth', 235),
+    'upernet_convnext_xl_640_in22k': ('xlarge', 640, 426, 0.4, 12, False, 8e-5, 'convnext_xlarge_22k_224.pth', 391),
+}
+ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py'))
+ENV_VARS = ('CONVNEXT_PRETRAINED', 'ADE20K_ROOT', 'ADE_DEMO_ROOT')
+
+
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
+@functools.lru_cache(maxsize=None)
+def _load_default(name: str) -> Config:
+    with mock.patch.dict(os.environ):
+        for var in ENV_VARS:
+            os.environ.pop(var, None)
+        return Config.fromfile(str(CONFIGS / f'{name}.py'))
+
+
+def load(name: str) -> Config:
+    """A fresh copy of the config as it reads with none of ENV_VARS set (parsed once: parsing takes seconds)."""
+    return copy.deepcopy(_load_default(name))
+
+
+def build(cfg: Config, random_init: bool = True) -> torch.nn.Module:
+    """The segmentor without pretrained weights; on one process SyncBN runs as BN, as the Runner makes it.
+
+    ``random_init=False`` leaves the weights uninitialised, for checks of structure only: drawing random values for
+    the 100-400M parameters of the large configs takes seconds each.
+    """
+    cfg.model.backbone.init_cfg = None
+    if random_init:
+        return revert_sync_batchnorm(MODELS.build(cfg.model))
+    with mock.patch.multiple(torch.nn.init, **{f: lambda t, *a, **k: t for f in
+                                               ('uniform_', 'normal_', 'kaiming_uniform_', 'kaiming_normal_')}):
+        return revert_sync_batchnorm(MODELS.build(cfg.model))
+
+
+def tiny(cfg: Config, head_channels: int = 16) -> Config:
+    """The config's model on the TINY arch with slim heads: the real code paths at a fraction of the cost."""
+    model = cfg.model
+    model.backbone.arch, model.backbone.drop_path_rate = TINY, 0.0
+    model.decode_head.in_channels, model.decode_head.channels = TINY['channels'], head_channels
+    model.auxiliary_head.in_channels, model.auxiliary_head.channels = TINY['channels'][2], head_channels
+    return cfg
+
+
+def test_every_config_is_covered():
+    assert set(RECIPES) | {'demo_upernet_convnext'} == set(ALL_CONFIGS)
+
+
+@pytest.mark.parametrize('name', ALL_CONFIGS)
+def test_config_builds_and_heads_read_the_backbone(name):
+    cfg = load(name)
+    assert 'convnext_dense' in cfg.custom_imports.imports and not cfg.custom_imports.allow_failed_imports
+    model = build(cfg, random_init=False)
+    backbone, decode, aux = model.backbone, model.decode_head, model.auxiliary_head
+    assert type(backbone).__module__ == 'convnext_dense.backbone'
+    assert backbone.out_strides == (4, 8, 16, 32)
+    assert tuple(decode.in_channels) == tuple(backbone.out_channels[i] for i in decode.in_index)
+    assert aux.in_channels == backbone.out_channels[aux.in_index]
+    for lateral, c in zip(decode.lateral_convs, backbone.out_channels):  # the built layers, not only the config
+        assert lateral.conv.in_channels == c
+    assert decode.psp_modules[0][1].conv.in_channels == backbone.out_channels[-1]
+    assert aux.convs[0].conv.in_channels == backbone.out_channels[aux.in_index]
+    if name in RECIPES:
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert params == pytest.approx(RECIPES[name][-1], rel=0.02)
+
+
+@pytest.mark.parametrize('name', sorted(RECIPES))
+def test_config_matches_the_published_recipe(name):
+    arch, crop, stride, drop_path, num_layers, amp, lr, weights, _ = RECIPES[name]
+    cfg = load(name)
+    model = cfg.model
+    assert model.backbone.arch == arch and model.backbone.drop_path_rate == drop_path
+    assert model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{weights}')
+    assert model.data_preprocessor.size == (crop, crop)
+    assert model.test_cfg == dict(mode='slide', crop_size=(crop, crop), stride=(stride, stride))
+    head, aux = model.decode_head, model.auxiliary_head
+    assert (head.type, tuple(head.in_index), tuple(head.pool_scales), head.channels, head.dropout_ratio) == \
+        ('UPerHead', (0, 1, 2, 3), (1, 2, 3, 6), 512, 0.1)
+    assert (aux.type, aux.in_index, aux.channels, aux.loss_decode.loss_weight) == ('FCNHead', 2, 256, 0.4)
+    assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
+    assert head.num_classes == aux.num_classes == 150
+
+    wrapper = cfg.optim_wrapper
+    assert wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
+    assert wrapper.optimizer == dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=0.05)
+    assert wrapper.constructor == 'ConvNeXtLayerDecayOptimizerConstructor'
+    assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (0.9, 'stage_wise')
+    derived = ConvNeXt(arch, out_indices=(0,)).num_layers()  # what the constructor uses when the config names none
+    assert wrapper.paramwise_cfg.get('num_layers', derived) == num_layers
+    warmup, poly = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
+        ('LinearLR', 1e-6, 0, 1500, False)
+    assert (poly.type, poly.power, poly.eta_min, poly.begin, poly.end, poly.by_epoch) == \
+        ('PolyLR', 1.0, 0.0, 1500, 160000, False)
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs
+
+    train, test = cfg.train_dataloader.dataset, cfg.test_dataloader.dataset
+    assert train.type == test.type == 'ADE20KDataset'
+    assert train.data_root == test.data_root == 'data/ade/ADEChallengeData2016'
+    assert [t for t in train.pipeline if t.type == 'LoadAnnotations'][0].reduce_zero_label
+    assert [t for t in train.pipeline if t.type == 'RandomCrop'][0].crop_size == (crop, crop)
+    scales, flips = cfg.tta_pipeline[1].transforms[:2]
+    assert [t.scale_factor for t in scales] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert [t.prob for t in flips] == [0.0, 1.0]
+    assert cfg.tta_model.type == 'SegTTAModel'
+
+
+@pytest.mark.parametrize('name', ['upernet_convnext_t_512', 'upernet_convnext_s_512'])
+def test_stage_wise_lr_scales_use_the_published_num_layers(name):
+    """The constructor derives L from the depths; each stage must get the published lr (L = 6 tiny, 12 small)."""
+    num_layers, lr = RECIPES[name][4], RECIPES[name][6]
+    cfg = load(name)
+    cfg.optim_wrapper.type = 'OptimWrapper'  # mmengine's AmpOptimWrapper refuses to build without a GPU
+    del cfg.optim_wrapper.loss_scale
+    model = build(cfg, random_init=False)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lrs = {id(p): group['lr'] for group in wrapper.optimizer.param_groups for p in group['params']}
+    params = dict(model.named_parameters())
+    last_block = len(model.backbone.stages[2]) - 1
+    layer_ids = {'backbone.downsample_layers.0.0.weight': 0, 'backbone.downsample_layers.3.1.weight': 0,
+                 'backbone.stages.0.0.pwconv1.weight': 1, f'backbone.stages.2.{last_block}.pwconv1.weight': 3,
+                 'backbone.stages.3.0.pwconv1.weight': 4, 'backbone.norm3.weight': num_layers + 1,
+                 'decode_head.conv_seg.weight': num_layers + 1}
+    for param_name, layer in layer_ids.items():
+        assert lrs[id(params[param_name])] == pytest.approx(lr * 0.9**(num_layers + 1 - layer)), param_name
+
+
+def test_env_vars_override_weights_and_data_root(monkeypatch):
+    monkeypatch.setenv('CONVNEXT_PRETRAINED', '/weights/mine.pth')
+    monkeypatch.setenv('ADE20K_ROOT', '/datasets/ade')
+    cfg = Config.fromfile(str(CONFIGS / 'upernet_convnext_b_640_in22k.py'))
+    assert cfg.model.backbone.init_cfg.checkpoint == '/weights/mine.pth'
+    assert cfg.train_dataloader.dataset.data_root == cfg.test_dataloader.dataset.data_root == '/datasets/ade'
+
+
+def test_missing_pretrained_file_names_the_download(tmp_path):
+    backbone = MODELS.build(tiny(load('upernet_convnext_t_512')).model.backbone)
+    backbone.init_cfg['checkpoint'] = str(tmp_path / 'convnext_tiny_1k_224.pth')
+    with pytest.raises(FileNotFoundError, match='https://.*/convnext_tiny_1k_224.pth'):
+        backbone.init_weights()
+
+
+def test_slide_inference_on_sides_not_multiple_of_the_crop():
+    cfg = tiny(load('upernet_convnext_t_512'))
+    model = build(cfg).eval()
+    height, width = 600, 701  # two windows down (stride 341), two across; neither side a multiple of 512
+    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+    with torch.no_grad():
+        result = model.predict(torch.randn(1, 3, height, width), [SegDataSample(metainfo=meta)])[0]
+    assert result.seg_logits.data.shape == (150, height, width)
+    assert result.pred_sem_seg.data.shape == (1, height, width)
+    assert torch.isfinite(result.seg_logits.data).all()
+
+
+def test_demo_data_layout_labels_and_determinism(tmp_path):
+    write_ade_demo(str(tmp_path / 'a'), num_train=3, num_val=2, seed=7, size=48)
+    write_ade_demo(str(tmp_path / 'b'), num_train=5, num_val=2, seed=7, size=48)
+    for split, infix, count in (('training', 'train', 3), ('validation', 'val', 2)):
+        images = sorted((tmp_path / 'a' / 'images' / split).iterdir())
+        labels = sorted((tmp_path / 'a' / 'annotations' / split).iterdir())
+        assert [p.name for p in images] == [f'ADE_{infix}_{i:08d}.jpg' for i in range(1, count + 1)]
+        assert [p.stem for p in labels] == [p.stem for p in images] and all(p.suffix == '.png' for p in labels)
+        for image, label in zip(images, labels):
+            seg = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+            assert seg.dtype == np.uint8 and seg.shape == cv2.imread(str(image)).shape[:2] == (48, 48)
+            assert set(np.unique(seg)) <= set(range(1, len(CLASSES) + 1))  # 0 (ignore) is never needed
+            assert (seg == 1).any() and (seg > 1).any()  # background and at least one shape
+    # same seed, same validation files whatever num_train is
+    assert filecmp.cmpfiles(tmp_path / 'a' / 'images' / 'validation', tmp_path / 'b' / 'images' / 'validation',
+                            ['ADE_val_00000001.jpg', 'ADE_val_00000002.jpg'], shallow=False)[0] == \
+        ['ADE_val_00000001.jpg', 'ADE_val_00000002.jpg']
+    assert filecmp.cmp(tmp_path / 'a' / 'annotations' / 'training' / 'ADE_train_00000003.png',
+                       tmp_path / 'b' / 'annotations' / 'training' / 'ADE_train_00000003.png', shallow=False)
+
+
+def run_tool(*args: str, env: dict) -> str:
+    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def test_train_and_val_then_tta_test_through_the_tools(tmp_path):
+    write_ade_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
+    env = dict(os.environ, ADE_DEMO_ROOT=str(tmp_path / 'data'))
+    config = str(CONFIGS / 'demo_upernet_convnext.py')
+    options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'train_dataloader.batch_size=2',
+               'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+               'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+               'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
+    work_dir = tmp_path / 'work'
+    log = run_tool('tools/train.py', config, '--work-dir', str(work_dir), *options, env=env)
+    assert re.search(r'Iter\(train\) \[2/2\].*loss: ', log) and re.search(r'mIoU: \d', log)
+    checkpoint = work_dir / 'iter_2.pth'
+    assert checkpoint.is_file()
+
+    show_dir = tmp_path / 'show'
+    log = run_tool('tools/test.py', config, str(checkpoint), '--work-dir', str(work_dir), '--tta',
+                   '--show-dir', str(show_dir), *options, env=env)
+    assert re.search(r'^mIoU: \d', log, re.M) and '|   circle   |' in log  # summary line and per-class table
+    assert len(list(show_dir.rglob('*.png'))) == 2

@@ -16,6 +16,7 @@ from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
+from mmengine.device import get_device
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
@@ -117,7 +118,7 @@ class NonFiniteLossHook(Hook):
                          outputs: Optional[Dict[str, Tensor]] = None) -> None:
         losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
         bad = {key: value for key, value in losses.items() if not math.isfinite(value)}
-        flag = torch.tensor([float(bool(bad))])
+        flag = torch.tensor([float(bool(bad))], device=get_device())  # NCCL reduces GPU tensors only
         if runner.distributed:
             dist.all_reduce(flag)
         if flag.item() == 0:
@@ -125,9 +126,9 @@ class NonFiniteLossHook(Hook):
         detail = ', '.join(f'{key}={value}' for key, value in bad.items()) or 'on another rank'
         last = runner.message_hub.get_info('last_ckpt')
         kept = f'the last checkpoint, {last}, is kept' if last else 'no checkpoint had been written yet'
-        raise FloatingPointError(f'non-finite loss at iteration {runner.iter + 1}: {detail}; training stopped and {kept}. Lower the '
-                                 'learning rate, clip gradients (optim_wrapper.clip_grad) or check the data and '
-                                 'the loss weights')
+        raise FloatingPointError(f'non-finite loss at iteration {runner.iter + 1}: {detail}; training stopped and '
+                                 f'{kept}. Lower the learning rate, clip gradients (optim_wrapper.clip_grad) or check '
+                                 'the data and the loss weights')
 
 
 class LoadCheckHook(Hook):

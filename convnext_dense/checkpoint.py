@@ -201,8 +201,9 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device, None]
         with _allow_listed():
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\n|$)', str(e), re.S)
-        reason = (detail.group(1) if detail else str(e).splitlines()[0]).strip()
+        # torch's message wraps the refused global in advice to allow-list it; name only the global.
+        refused = re.search(r'GLOBAL ([\w.]+)', str(e))
+        reason = f'unpickling it would call {refused.group(1)}' if refused else str(e).splitlines()[0].strip()
         upgrade = '' if ALLOW_LIST_SUPPORTED else '; torch >= 2.6 also reads mmengine runner checkpoints safely'
         raise ValueError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense reads '
                          'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '

@@ -20,9 +20,6 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,  # as published; the pretrained gamma overrides it
-        # mmcv's RoIAlign indexes its input as contiguous NCHW memory: on channels-last maps it reads wrong
-        # features (mmcv 2.1.0, checked in tests/test_coco.py), so the backbone runs and returns plain NCHW
-        channels_last=False,
         init_cfg=dict(type='Pretrained',
                       checkpoint='{{$CONVNEXT_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}')),
     neck=dict(in_channels=list(convnext_dense.ARCH_SETTINGS[arch]['channels'])))

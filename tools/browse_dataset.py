@@ -6,10 +6,8 @@ segmentation: the config's default_scope picks).
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from convnext_dense.browse import browse_dataset
-from convnext_dense.runner import load_config
+from convnext_dense.runner import add_config_arguments, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -17,8 +15,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('--output-dir', required=True, help='folder for the PNG drawings')
     parser.add_argument('--max', type=int, metavar='N', help='draw at most N samples (default: all)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries')
+    add_config_arguments(parser)
     return parser.parse_args()
 
 

@@ -8,10 +8,8 @@ The model is built with random weights (no checkpoint is read); see convnext_den
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from convnext_dense.complexity import config_complexity, default_shape, format_complexity
-from convnext_dense.runner import load_config
+from convnext_dense.runner import add_config_arguments, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,8 +18,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input height and width (default: 800 1280 for detection, the test Resize scale for '
                         'segmentation: the sizes of the published FLOPs)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries')
+    add_config_arguments(parser)
     return parser.parse_args()
 
 

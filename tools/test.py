@@ -7,9 +7,8 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from convnext_dense.runner import build_runner, dump_results, enable_tta, enable_visualization, load_config
+from convnext_dense.runner import (add_config_arguments, build_runner, dump_results, enable_tta, enable_visualization,
+                                   load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,11 +21,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='draw predictions over the images into this folder')
     parser.add_argument('--tta', action='store_true', help="test-time augmentation from the config's tta_model "
                         'and tta_pipeline (segmentation: multi-scale 0.5-1.75 + flip)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='how the processes were started: none (one process), pytorch (torchrun) or slurm')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_config_arguments(parser, launcher=True)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

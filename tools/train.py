@@ -6,9 +6,7 @@
 import argparse
 import os
 
-from mmengine.config import DictAction
-
-from convnext_dense.runner import build_runner, enable_amp, load_config
+from convnext_dense.runner import add_config_arguments, build_runner, enable_amp, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,11 +18,7 @@ def parse_args() -> argparse.Namespace:
                         help="scale lr by (GPUs x images per GPU) / the config's auto_scale_lr.base_batch_size")
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
                         help='resume from CKPT, or without a value from the latest checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries, e.g. train_cfg.max_epochs=12')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='how the processes were started: none (one process), pytorch (torchrun) or slurm')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_config_arguments(parser, launcher=True)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

@@ -23,6 +23,7 @@ from mmseg.structures import SegDataSample
 
 from convnext_dense import ConvNeXt
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
+from convnext_dense.synthetic.scenes import SHAPES, render_scene
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / 'configs' / 'ade20k'
@@ -215,6 +216,22 @@ def test_demo_data_layout_labels_and_determinism(tmp_path):
         ['ADE_val_00000001.jpg', 'ADE_val_00000002.jpg']
     assert filecmp.cmp(tmp_path / 'a' / 'annotations' / 'training' / 'ADE_train_00000003.png',
                        tmp_path / 'b' / 'annotations' / 'training' / 'ADE_train_00000003.png', shallow=False)
+
+
+def test_max_overlap_keeps_silhouettes_whole():
+    """With max_overlap=0 no shape covers another, so every circle keeps its full disc (it fills ~pi/4 of its box);
+    with the default, later shapes cut into earlier ones and some circles lose part of their disc."""
+    def circle_fills(max_overlap):
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            scene = render_scene(rng, 96, 96, max_instances=4, min_size=24, max_size=48, min_visible=1,
+                                 max_overlap=max_overlap)
+            for mask in scene.masks[scene.labels == SHAPES.index('circle')]:
+                ys, xs = np.nonzero(mask)
+                yield mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
+
+    assert min(circle_fills(0.0)) > 0.7
+    assert min(circle_fills(1.0)) < 0.6
 
 
 def run_tool(*args: str, env: dict) -> str:

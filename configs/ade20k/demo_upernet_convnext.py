@@ -13,7 +13,7 @@ import convnext_dense.synthetic.ade  # noqa: E402
 arch = 'atto'  # the smallest ConvNeXt: fits a 2-core CPU budget
 channels = convnext_dense.ARCH_SETTINGS[arch]['channels']
 classes = convnext_dense.synthetic.ade.CLASSES
-max_iters = 3000  # shape classes separate only after ~1500 iterations: mIoU 26 at 1500, 40 at 3000
+max_iters = 2500  # 20k images: telling the shapes apart (not finding them) is what takes the iterations
 
 model = dict(
     data_preprocessor=dict(size_divisor=32),  # whole images, not crops: pad to the backbone's stride
@@ -76,9 +76,9 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
-    # 10x the recipe's 1e-4: from scratch, with a short schedule (measured: 8e-4 / 1500 iterations gave mIoU 26,
-    # 1e-3 / 3000 gave 40)
-    optimizer=dict(lr=1e-3),
+    # 80x the recipe's 1e-4 (fine-tuning): from scratch with a short schedule the shape classes separate only at a
+    # high lr (measured on the demo val split after 1500 iterations: lr 2e-3 mIoU 36.7, 4e-3 52.1, 8e-3 60.6)
+    optimizer=dict(lr=8e-3),
     paramwise_cfg=dict(decay_rate=1.0))  # no lr decay: no pretrained lower layers to protect
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),  # warmup scaled to the schedule

@@ -7,7 +7,7 @@ with ``reduce_zero_label=True``::
     ROOT/annotations/{training,validation}/ADE_{train,val}_%08d.png  uint8 label maps: 0 = ignore, classes from 1
 
 Scenes: one to four shapes (circle, square, triangle, star) of 1/4 to 1/2 of the image side, with random
-rotation, colour and shading, later ones occluding earlier ones (``scenes.render_scene``); large enough that a
+rotation, colour and shading, overlapping by at most a tenth of their area (``scenes.render_scene``); large enough that a
 from-scratch CPU demo learns their silhouettes.
 
 Labelling: the textured background is a class of its own ("background", value 1), not ignore, because every
@@ -63,8 +63,10 @@ def write_ade_demo(root: str, num_train: int = 600, num_val: int = 60, seed: int
         os.makedirs(osp.join(root, 'annotations', folder), exist_ok=True)
         for i in range(num_train if folder == 'training' else num_val):
             # min_visible=1 keeps every visible fragment, so no painted pixel goes unlabelled
+            # max_overlap: shapes overlap by at most a tenth of their area, so every region keeps the silhouette
+            # that names its class (a semantic label has no instance to fall back on)
             scene = render_scene(rng, size, size, max_instances=4, min_size=size // 4, max_size=size // 2,
-                                 min_visible=1)
+                                 min_visible=1, max_overlap=0.1)
             name = f'ADE_{infix}_{i + 1:08d}'
             cv2.imwrite(osp.join(root, 'images', folder, f'{name}.jpg'), scene.image,
                         [cv2.IMWRITE_JPEG_QUALITY, 95])

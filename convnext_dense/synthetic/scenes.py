@@ -59,19 +59,28 @@ def _shape_mask(rng: np.random.Generator, shape: str, height: int, width: int, m
 
 
 def render_scene(rng: np.random.Generator, height: int, width: int, max_instances: int = 5,
-                 min_size: int = 12, max_size: int = 48, min_visible: int = 20) -> Scene:
+                 min_size: int = 12, max_size: int = 48, min_visible: int = 20, max_overlap: float = 1.0,
+                 tries: int = 20) -> Scene:
     """Draw 1..max_instances shapes of random class, size, rotation and colour over a textured background.
 
     Later shapes occlude earlier ones; each instance keeps only its visible pixels, and one with fewer than
     ``min_visible`` visible pixels is dropped from the annotations (its pixels stay painted, as in real data where
-    tiny fragments go unlabelled).
+    tiny fragments go unlabelled). A shape that would cover more than ``max_overlap`` of its own area of the
+    shapes already drawn is placed again, up to ``tries`` times, then left out; the default 1.0 never re-places.
     """
     image = _texture(rng, height, width)
     masks: List[np.ndarray] = []
     labels: List[int] = []
+    drawn = np.zeros((height, width), bool)
     for _ in range(int(rng.integers(1, max_instances + 1))):
         label = int(rng.integers(len(SHAPES)))
-        mask = _shape_mask(rng, SHAPES[label], height, width, min_size, max_size)
+        for _ in range(tries):
+            mask = _shape_mask(rng, SHAPES[label], height, width, min_size, max_size)
+            if (mask & drawn).sum() <= max_overlap * mask.sum():
+                break
+        else:
+            continue
+        drawn |= mask
         colour = rng.integers(0, 256, size=3)
         shade = rng.uniform(0.75, 1.0, size=(height, width, 1))  # mild shading keeps colour from being the cue
         image[mask] = np.clip(colour * shade[mask], 0, 255).astype(np.uint8)

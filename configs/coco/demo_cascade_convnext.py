@@ -11,9 +11,9 @@ import convnext_dense.synthetic.scenes  # noqa: E402
 
 arch = 'atto'  # the smallest ConvNeXt: fits a 2-core CPU budget
 classes = convnext_dense.synthetic.scenes.SHAPES  # the shapes the data generator draws
-width = 64  # FPN and head channels, down from 256: the RoI heads dominate the CPU cost
+width = 32  # FPN and head channels, down from 256: the RoI heads dominate the CPU cost (64 cost twice the time)
 img_scale = (128, 128)  # the generator's image size; objects are 25..64 px
-gn_cfg = dict(type='GN', num_groups=16, requires_grad=True)
+gn_cfg = dict(type='GN', num_groups=8, requires_grad=True)
 
 model = dict(
     backbone=dict(
@@ -26,11 +26,13 @@ model = dict(
               norm_cfg=gn_cfg),
     # anchors of 16..256 px (scale 4 instead of 8) so that the smallest shapes have a matching anchor
     rpn_head=dict(in_channels=width, feat_channels=width, anchor_generator=dict(scales=[4])),
+    # RoIAlign with a fixed 2x2 samples per bin (as in Detectron) instead of the adaptive count, which grows with the
+    # box: mmcv's CPU RoIAlign runs on one thread and its backward was a fifth of the iteration
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=width),
+        bbox_roi_extractor=dict(out_channels=width, roi_layer=dict(sampling_ratio=2)),
         bbox_head=[dict(head, in_channels=width, conv_out_channels=width, fc_out_channels=256,
                         num_classes=len(classes)) for head in _base_.model.roi_head.bbox_head],
-        mask_roi_extractor=dict(out_channels=width),
+        mask_roi_extractor=dict(out_channels=width, roi_layer=dict(sampling_ratio=2)),
         mask_head=dict(in_channels=width, conv_out_channels=width, num_classes=len(classes), norm_cfg=gn_cfg)),
     # few proposals and RoIs: images hold at most 4 objects
     train_cfg=dict(
@@ -67,21 +69,21 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12  # 900 iterations over the 600 training images
+max_epochs = 14  # 1050 iterations over the 600 training images; at 12 epochs mAP is still climbing steeply
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)  # evaluate once, at the end
 param_scheduler = [
     # warmup over 100 iterations: the published 500 would be a third of this schedule
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[11], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[12], gamma=0.1),
 ]
 optim_wrapper = dict(
     type='OptimWrapper',  # AMP (AmpOptimWrapper) needs a GPU
     # from scratch the lower layers must learn too: milder decay than the published 0.7; num_layers is derived
     # from the arch (5 for atto)
     paramwise_cfg=dict(_delete_=True, decay_rate=0.9, decay_type='layer_wise'),
-    # from scratch and a short run: 4x the recipe's 2e-4 (measured on the demo val split: batch 4, lr 6e-4,
-    # 8 epochs gave bbox/segm mAP 0.442/0.423; batch 8, lr 8e-4, 12 epochs 0.635/0.599)
-    optimizer=dict(lr=8e-4),
+    # from scratch and a short run: 8x the recipe's 2e-4 (measured on the demo val split, width 32, 12 epochs with
+    # the step at 11: lr 8e-4 gave bbox/segm mAP 0.456/0.431, 1.6e-3 0.461/0.465; this config: 0.676/0.641)
+    optimizer=dict(lr=1.6e-3),
     clip_grad=dict(max_norm=10.0))  # guards the first iterations from scratch
 
 default_hooks = dict(
@@ -89,3 +91,4 @@ default_hooks = dict(
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 log_processor = dict(window_size=10)
 auto_scale_lr = dict(enable=False)
+randomness = dict(seed=0)  # the same run every time: from scratch, the init decides a few points of mAP

@@ -7,8 +7,8 @@ with ``reduce_zero_label=True``::
     ROOT/annotations/{training,validation}/ADE_{train,val}_%08d.png  uint8 label maps: 0 = ignore, classes from 1
 
 Scenes: one to four shapes (circle, square, triangle, star) of 1/4 to 1/2 of the image side, with random
-rotation, colour and shading, overlapping by at most a tenth of their area (``scenes.render_scene``); large enough that a
-from-scratch CPU demo learns their silhouettes.
+rotation, colour and shading, overlapping by at most a tenth of their area (``scenes.render_scene``); large enough
+that a from-scratch CPU demo learns their silhouettes.
 
 Labelling: the textured background is a class of its own ("background", value 1), not ignore, because every
 background pixel is known to be background and a model should be scored on it. Shapes are values 2.. in the order of

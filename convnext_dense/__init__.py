@@ -1,15 +1,22 @@
 """convnext_dense: ConvNeXt (V1 and V2) for dense prediction with OpenMMLab.
 
-``import convnext_dense`` registers the backbone and the layer-decay optimizer constructor in the
-``convnext_dense`` scope and, when installed, in mmdet's and mmseg's registries.
+``import convnext_dense`` (or ``custom_imports = dict(imports=['convnext_dense'])`` in a config) does two things:
+
+* registers the backbone, the layer-decay optimizer constructor and the reliability hooks in the ``convnext_dense``
+  scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
+* makes mmengine read local checkpoint files through the safe reader
+  (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader`` undoes it).
 """
-from .backbone import ARCH_SETTINGS, ConvNeXt
-from .checkpoint import install_safe_checkpoint_loader
+from .arch import ARCH_SETTINGS, OutputShape, output_shape
+from .backbone import ConvNeXt
+from .checkpoint import install_safe_checkpoint_loader, load_backbone_checkpoint, uninstall_safe_checkpoint_loader
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
 from .registry import register_all
+from .version import __version__
 
-__version__ = '0.1.0'
-__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor', '__version__']
+__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor', 'OutputShape', '__version__',
+           'install_safe_checkpoint_loader', 'load_backbone_checkpoint', 'output_shape',
+           'uninstall_safe_checkpoint_loader']
 
 register_all()
 install_safe_checkpoint_loader()

@@ -1,54 +1,29 @@
 """Multi-scale ConvNeXt backbone for dense prediction (V1: Liu et al., CVPR 2022; V2 with GRN: Woo et al., CVPR 2023).
 
-The arch table and the layer-decay rule follow the official ConvNeXt repository (``object_detection/`` and
-``semantic_segmentation/``); see ``ARCH_SETTINGS`` and ``ConvNeXt.layer_id``. Parameter names equal the official
+The arch table (``convnext_dense.arch``) and the layer-decay rule (``ConvNeXt.layer_id``) follow the official ConvNeXt
+repository (``object_detection/`` and ``semantic_segmentation/``). Parameter names equal the official
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
 import math
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from .arch import STEM_STRIDE, Arch, OutputShape, output_shape, resolve_arch
 from .layers import ConvNeXtBlock, LayerNorm2d
-
-# depths and channels per stage, from the official ConvNeXt (atto..nano from ConvNeXt V2, huge from V2 as well).
-ARCH_SETTINGS: Dict[str, Dict[str, Tuple[int, ...]]] = {
-    'atto': dict(depths=(2, 2, 6, 2), channels=(40, 80, 160, 320)),
-    'femto': dict(depths=(2, 2, 6, 2), channels=(48, 96, 192, 384)),
-    'pico': dict(depths=(2, 2, 6, 2), channels=(64, 128, 256, 512)),
-    'nano': dict(depths=(2, 2, 8, 2), channels=(80, 160, 320, 640)),
-    'tiny': dict(depths=(3, 3, 9, 3), channels=(96, 192, 384, 768)),
-    'small': dict(depths=(3, 3, 27, 3), channels=(96, 192, 384, 768)),
-    'base': dict(depths=(3, 3, 27, 3), channels=(128, 256, 512, 1024)),
-    'large': dict(depths=(3, 3, 27, 3), channels=(192, 384, 768, 1536)),
-    'xlarge': dict(depths=(3, 3, 27, 3), channels=(256, 512, 1024, 2048)),
-    'huge': dict(depths=(3, 3, 27, 3), channels=(352, 704, 1408, 2816)),
-}
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
 
 
-def _resolve_arch(arch: Union[str, dict]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    if isinstance(arch, str):
-        if arch not in ARCH_SETTINGS:
-            raise ValueError(f'unknown ConvNeXt arch {arch!r}; valid: {", ".join(ARCH_SETTINGS)} '
-                             'or a dict with "depths" and "channels"')
-        arch = ARCH_SETTINGS[arch]
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a name or a dict with "depths" and "channels", got {type(arch).__name__}')
-    missing = {'depths', 'channels'} - set(arch)
-    if missing:
-        raise ValueError(f'arch dict {arch} lacks {sorted(missing)}; it needs "depths" and "channels"')
-    depths, channels = tuple(arch['depths']), tuple(arch['channels'])
-    if not depths or len(depths) != len(channels):
-        raise ValueError(f'arch depths {depths} and channels {channels} must be non-empty and of equal length')
-    if not all(isinstance(v, int) and v > 0 for v in depths + channels):
-        raise ValueError(f'arch depths {depths} and channels {channels} must be positive integers')
-    return depths, channels
+def check_decay_type(decay_type: str) -> str:
+    """``decay_type`` if it is one of ``DECAY_TYPES``, else a ValueError naming the valid ones."""
+    if decay_type not in DECAY_TYPES:
+        raise ValueError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
+    return decay_type
 
 
 class ConvNeXt(BaseModule):
@@ -75,7 +50,7 @@ class ConvNeXt(BaseModule):
     """
 
     def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
+                 arch: Arch = 'tiny',
                  in_channels: int = 3,
                  out_indices: Optional[Sequence[int]] = None,
                  drop_path_rate: float = 0.0,
@@ -86,10 +61,10 @@ class ConvNeXt(BaseModule):
                  channels_last: bool = True,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.arch_depths, self.arch_channels = _resolve_arch(arch)
+        self.arch_depths, self.arch_channels = resolve_arch(arch)
         num_arch_stages = len(self.arch_depths)
-        self.out_indices = self._resolve_out_indices(
-            range(num_arch_stages) if out_indices is None else out_indices, num_arch_stages)
+        self._output_shape = output_shape(arch, out_indices)
+        self.out_indices = self._output_shape.indices
         if not -1 <= frozen_stages < num_arch_stages:
             raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) '
                              f'to {num_arch_stages - 1}')
@@ -118,24 +93,14 @@ class ConvNeXt(BaseModule):
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=1e-6))
 
-        self.out_channels: Tuple[int, ...] = tuple(self.arch_channels[i] for i in self.out_indices)
-        self.out_strides: Tuple[int, ...] = tuple(4 * 2**i for i in self.out_indices)
-        self.min_input_size = 4 * 2**(num_stages - 1)
+        self.out_channels: Tuple[int, ...] = self._output_shape.channels
+        self.out_strides: Tuple[int, ...] = self._output_shape.strides
+        self.min_input_size = STEM_STRIDE * 2**(num_stages - 1)
         self._freeze_stages()
 
-    @staticmethod
-    def _resolve_out_indices(out_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        resolved = []
-        for index in out_indices:
-            if not -num_stages <= index < num_stages:
-                raise ValueError(f'out_indices {tuple(out_indices)}: {index} is out of range for {num_stages} '
-                                 f'stages; valid: {-num_stages}..{num_stages - 1}')
-            resolved.append(index % num_stages)
-        if not resolved or len(set(resolved)) != len(resolved):
-            raise ValueError(f'out_indices {tuple(out_indices)} must name at least one stage, each once')
-        return tuple(sorted(resolved))
+    def output_shape(self) -> OutputShape:
+        """The stages this backbone returns, with the channels and stride of each map (as ``arch.output_shape``)."""
+        return self._output_shape
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Map (N, in_channels, H, W) images to one (N, C_i, H / s_i, W / s_i) map per out index."""
@@ -172,7 +137,7 @@ class ConvNeXt(BaseModule):
         """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .checkpoint import load_backbone_checkpoint
+            from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
             load_backbone_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
                                      map_location=cfg.get('map_location', 'cpu'))
             self._is_init = True
@@ -190,7 +155,11 @@ class ConvNeXt(BaseModule):
         Layer 0 is the stem; every stage but the last adds one layer per (started) group of three blocks; the last
         stage is layer L; parameters outside the stages (output norms, neck, heads) are L + 1.
         """
-        return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:-1])
+        return self._first_layer(len(self.arch_depths) - 1)
+
+    def _first_layer(self, stage: int) -> int:
+        """Decay layer id of the first block group of ``stage`` under the layer-wise rule."""
+        return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:stage])
 
     def layer_id(self, name: str, decay_type: str, num_layers: int) -> int:
         """Decay layer id of parameter ``name`` (relative to this backbone) under the official rule.
@@ -201,8 +170,7 @@ class ConvNeXt(BaseModule):
                 0).
             num_layers: L, the layer id of the last stage; parameters outside the stages get L + 1.
         """
-        if decay_type not in DECAY_TYPES:
-            raise ValueError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
+        check_decay_type(decay_type)
         part, _, rest = name.partition('.')
         if part not in ('downsample_layers', 'stages'):
             return num_layers + 1  # output norms norm{i}
@@ -214,6 +182,5 @@ class ConvNeXt(BaseModule):
             return 0
         if stage == len(self.arch_depths) - 1:
             return num_layers
-        first = 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:stage])
         block = int(rest.partition('.')[0]) if part == 'stages' else 0  # a downsample joins its stage's first group
-        return first + block // BLOCKS_PER_LAYER
+        return self._first_layer(stage) + block // BLOCKS_PER_LAYER

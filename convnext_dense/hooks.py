@@ -1,18 +1,22 @@
-"""Reliability hooks: crash-safe checkpoints, a stop on a non-finite loss, and a check that ``load_from`` fits.
+"""Reliability hooks: crash-safe checkpoints, a stop on a non-finite loss, a check that a loaded checkpoint fits, and
+the dataset checks.
 
-``runner.build_runner`` installs all three for every run of ``tools/train.py`` and ``tools/test.py``:
+Every shipped config declares them (``configs/_base_/reliability.py``), so they run through any tool that builds a
+mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / ``tools/test.py``, ``mim`` or
+``Runner.from_cfg``:
 
 * ``AtomicCheckpointHook`` replaces mmengine's ``CheckpointHook``: a kill at any moment leaves ``last_checkpoint``
   pointing at a complete file.
 * ``NonFiniteLossHook`` stops training at the first NaN / inf loss, naming the iteration, before a checkpoint of
   the diverged weights is written.
-* ``LoadCheckHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's tensors
-  or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
+* ``CheckpointFitHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's
+  tensors or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
+* ``DatasetCheckHook`` runs ``convnext_dense.dataset_checks`` on the data before the first iteration.
 """
 import math
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -21,11 +25,13 @@ from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.runner import find_latest_checkpoint
+from mmengine.runner import BaseLoop, find_latest_checkpoint
 from torch import Tensor
 
 from .backbone import ConvNeXt
-from .checkpoint import describe_arch, infer_arch
+from .checkpoint.layouts import WHOLE_MODEL_PREFIX
+from .checkpoint.loading import shape_mismatch
+from .dataset_checks import check_dataset_config, check_labels, check_samples
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
 POINTER = 'last_checkpoint'  # mmengine's name for the file naming the latest checkpoint (read by --resume)
@@ -131,7 +137,7 @@ class NonFiniteLossHook(Hook):
                                  'the data and the loss weights')
 
 
-class LoadCheckHook(Hook):
+class CheckpointFitHook(Hook):
     """Refuse a checkpoint that does not fit the model, before mmengine loads it with warnings only.
 
     mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) non-strictly: a file of another model loads
@@ -168,26 +174,54 @@ def _first(keys: Sequence[str], count: int = 3) -> str:
 
 def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -> None:
     own = backbone.state_dict()
-    prefix = 'backbone.'
-    for key, value in state.items():
-        name = key[len(prefix):]
-        if key.startswith(prefix) and name in own and own[name].shape != value.shape:
-            file_backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            try:
-                likely = 'ConvNeXt ' + describe_arch(**infer_arch(file_backbone))
-            except ValueError:
-                likely = 'another backbone'
-            raise ValueError(f'checkpoint {source}: {key} has shape {tuple(value.shape)} in the file but '
-                             f'{tuple(own[name].shape)} in the model; the file holds {likely}, the model ConvNeXt '
-                             f'{describe_arch(backbone.arch_depths, backbone.arch_channels)}: set '
-                             'model.backbone.arch to match the file')
+    file_backbone = {k[len(WHOLE_MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(WHOLE_MODEL_PREFIX)}
+    for name, value in file_backbone.items():
+        if name in own and own[name].shape != value.shape:
+            raise shape_mismatch(source, WHOLE_MODEL_PREFIX + name, value.shape, own[name].shape, file_backbone,
+                                 backbone, setting='model.backbone.arch')
 
 
-def install_hooks(cfg) -> None:
-    """Use ``AtomicCheckpointHook`` for mmengine's ``CheckpointHook`` and add the other two hooks, in place."""
-    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
-    if checkpoint is not None and checkpoint.get('type') == 'CheckpointHook':
-        checkpoint['type'] = 'AtomicCheckpointHook'
-    present = {hook.get('type') for hook in cfg.get('custom_hooks', [])}
-    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
-                        *(dict(type=name) for name in ('NonFiniteLossHook', 'LoadCheckHook') if name not in present)]
+class DatasetCheckHook(Hook):
+    """Check the data of the run before its first iteration, and the label maps of each batch.
+
+    At the start of a run, each dataset the run has built (training, validation, test) gets the checks of
+    ``convnext_dense.dataset_checks``: paths, annotation file, category ids, and every image and label map file. Each
+    batch's segmentation label maps are checked against the dataset's class count before the model sees them.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._labels: Dict[str, tuple] = {}  # mode -> (number of classes, ignore index, config name)
+
+    def before_run(self, runner) -> None:
+        for mode in ('train', 'val', 'test'):
+            # the loops this run built; the public properties would build the others (and their datasets)
+            loop = getattr(runner, f'_{mode}_loop')
+            if not isinstance(loop, BaseLoop):
+                continue
+            name = f'{mode}_dataloader.dataset'
+            cfg: Mapping = (runner.cfg.get(f'{mode}_dataloader') or {}).get('dataset') or {}
+            dataset = loop.dataloader.dataset
+            check_dataset_config(cfg, name)
+            check_samples(dataset, cfg, name)
+            self._labels[mode] = (len(dataset.metainfo.get('classes', ())), getattr(dataset, 'ignore_index', 255),
+                                  name)
+
+    def _check_batch(self, mode: str, data_batch: Optional[dict]) -> None:
+        if mode not in self._labels or not isinstance(data_batch, dict):
+            return
+        samples = list(data_batch.get('data_samples') or ())
+        while samples and isinstance(samples[0], (list, tuple)):  # test-time augmentation: one list per image
+            samples = [s for group in samples for s in group]
+        for sample in samples:
+            check_labels(sample, *self._labels[mode])
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
+        self._check_batch('train', data_batch)
+
+    def before_val_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
+        self._check_batch('val', data_batch)
+
+    def before_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
+        self._check_batch('test', data_batch)

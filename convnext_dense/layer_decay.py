@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
-from .backbone import DECAY_TYPES, ConvNeXt
+from .backbone import ConvNeXt, check_decay_type
 
 
 def find_convnext(model: nn.Module) -> Tuple[str, ConvNeXt]:
@@ -40,11 +40,9 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
                    is_dcn_module: Optional[float] = None) -> None:
         decay_rate = float(self.paramwise_cfg.get('decay_rate', 1.0))
-        decay_type = self.paramwise_cfg.get('decay_type', 'layer_wise')
+        decay_type = check_decay_type(self.paramwise_cfg.get('decay_type', 'layer_wise'))
         if not 0 < decay_rate <= 1:
             raise ValueError(f'paramwise_cfg.decay_rate={decay_rate} must be in (0, 1]')
-        if decay_type not in DECAY_TYPES:
-            raise ValueError(f'paramwise_cfg.decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
         backbone_name, backbone = find_convnext(module)
         needed = backbone.num_layers()
         num_layers = self.paramwise_cfg.get('num_layers', needed)

@@ -6,36 +6,32 @@ registered there under their plain names, so their configs can write ``type='Con
 """
 import importlib
 
-from mmengine.registry import DATASETS as ROOT_DATASETS
 from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
 from .backbone import ConvNeXt
-from .hooks import AtomicCheckpointHook, LoadCheckHook, NonFiniteLossHook
+from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
-from .validation import CheckedDataset
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
 MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
-DATASETS = Registry('dataset', parent=ROOT_DATASETS, scope=SCOPE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {
     'MODELS': (ConvNeXt,),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
-    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, LoadCheckHook),
-    'DATASETS': (CheckedDataset,),
+    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook),
 }
 
 
 def _registries():
     """{registry name: registry}: ours, then those of each importable toolkit."""
-    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS, DATASETS=DATASETS)
+    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS)
     for toolkit in TOOLKITS:
         try:
             module = importlib.import_module(f'{toolkit}.registry')
@@ -45,8 +41,7 @@ def _registries():
 
 
 def register_all() -> None:
-    """Register the backbone, the optimizer constructor, the hooks and the dataset check in our scope and in each
-    importable toolkit."""
+    """Register the backbone, the optimizer constructor and the hooks in our scope and in each importable toolkit."""
     for registries in _registries():
         for name, classes in CLASSES.items():
             for cls in classes:

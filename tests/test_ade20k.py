@@ -1,13 +1,8 @@
 """ADE20K: every config builds and matches the published recipe, slide and TTA inference, the synthetic data set, and
 a few iterations of train + test through the tools on generated data."""
-import copy
 import filecmp
-import functools
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 from unittest import mock
 
 import cv2
@@ -21,15 +16,14 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from conftest import REPO, TINY, read_config, run_tool
 from convnext_dense import ConvNeXt
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
 from convnext_dense.synthetic.scenes import SHAPES, render_scene
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / 'configs' / 'ade20k'
-TINY = dict(depths=(1, 1, 1, 1), channels=(8, 16, 24, 32))
 
-# The published recipes (shared/reference/recipes.md), typed here again on purpose: the independent check.
+# The published recipes (the official ConvNeXt configs and paper), typed here again on purpose: the independent check.
 # config: arch, crop, slide stride, drop path, L, AMP, lr, pretrained file, params (M, as published)
 RECIPES = {
     'upernet_convnext_t_512': ('tiny', 512, 341, 0.4, 6, True, 1e-4, 'convnext_tiny_1k_224.pth', 60),
@@ -49,17 +43,14 @@ def mmseg_scope():
         yield
 
 
-@functools.lru_cache(maxsize=None)
-def _load_default(name: str) -> Config:
-    with mock.patch.dict(os.environ):
-        for var in ENV_VARS:
-            os.environ.pop(var, None)
-        return Config.fromfile(str(CONFIGS / f'{name}.py'))
+@pytest.fixture(autouse=True)
+def default_paths(monkeypatch):
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
 
 
 def load(name: str) -> Config:
-    """A fresh copy of the config as it reads with none of ENV_VARS set (parsed once: parsing takes seconds)."""
-    return copy.deepcopy(_load_default(name))
+    return read_config(CONFIGS / f'{name}.py', ENV_VARS)
 
 
 def build(cfg: Config, random_init: bool = True) -> torch.nn.Module:
@@ -127,7 +118,7 @@ def test_config_matches_the_published_recipe(name):
     wrapper = cfg.optim_wrapper
     assert wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
     assert wrapper.optimizer == dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=0.05)
-    assert wrapper.constructor == 'ConvNeXtLayerDecayOptimizerConstructor'
+    assert wrapper.constructor == 'convnext_dense.ConvNeXtLayerDecayOptimizerConstructor'
     assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (0.9, 'stage_wise')
     derived = ConvNeXt(arch, out_indices=(0,)).num_layers()  # what the constructor uses when the config names none
     assert wrapper.paramwise_cfg.get('num_layers', derived) == num_layers
@@ -232,12 +223,6 @@ def test_max_overlap_keeps_silhouettes_whole():
 
     assert min(circle_fills(0.0)) > 0.7
     assert min(circle_fills(1.0)) < 0.6
-
-
-def run_tool(*args: str, env: dict) -> str:
-    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
 
 
 def test_train_and_val_then_tta_test_through_the_tools(tmp_path):

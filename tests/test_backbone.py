@@ -2,11 +2,9 @@
 import pytest
 import torch
 
-from convnext_dense import ARCH_SETTINGS, ConvNeXt
-from convnext_dense.reference import official_from
-from helpers import randomize
-
-TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))
+from conftest import TINY, randomize
+from convnext_dense import ARCH_SETTINGS, ConvNeXt, output_shape
+from convnext_dense.official import official_from
 
 
 @pytest.mark.parametrize('arch', ['atto', 'femto', TINY, dict(depths=(2, 1, 1), channels=(8, 12, 16))])
@@ -28,6 +26,18 @@ def test_arch_table_and_contract():
     assert partial.out_indices == (1, 3) and partial.out_channels == (192, 768) and partial.out_strides == (8, 32)
     assert not hasattr(partial, 'norm0') and not hasattr(partial, 'norm2')
     assert len(ConvNeXt('tiny', out_indices=(1,)).stages) == 2  # stages after the last output are not built
+
+
+@pytest.mark.parametrize('arch, out_indices', [('atto', None), ('tiny', (-1, 1)), (TINY, (2,))])
+def test_output_shape_states_what_the_backbone_returns(arch, out_indices):
+    """What configs read for their necks (``output_shape``) is what the backbone builds and returns."""
+    stated = output_shape(arch, out_indices)
+    model = ConvNeXt(arch, out_indices=out_indices).eval()
+    assert model.output_shape() == stated
+    assert (model.out_indices, model.out_channels, model.out_strides) == stated
+    outs = model(torch.randn(1, 3, 64, 96))
+    assert [(out.shape[1], 64 // out.shape[2], 96 // out.shape[3]) for out in outs] == \
+        list(zip(stated.channels, stated.strides, stated.strides))
 
 
 def test_channels_last_compute_returns_the_same_contiguous_nchw_maps():

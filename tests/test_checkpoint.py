@@ -1,7 +1,8 @@
 """Checkpoint loading: every layout gives the source's feature maps; errors; safety; mmengine runner; the CLI.
 
-Each layout's file is written from a tiny backbone with random weights, renamed by rules written here from
-``shared/reference/checkpoints.md`` (independently of ``KEY_TABLE``), so a wrong table entry fails a test.
+Each layout's file is written from a tiny backbone with random weights, renamed by rules written here from each
+library's published key names (independently of ``convnext_dense.checkpoint.layouts``), so a wrong layout record
+fails a test.
 """
 import copy
 import os
@@ -17,17 +18,22 @@ import pytest
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from conftest import REPO, TINY, randomize
 from convnext_dense import ConvNeXt
-from convnext_dense.checkpoint import (OFFICIAL_CHECKPOINTS, OFFICIAL_URL, convert_checkpoint, load_backbone_checkpoint,
-                                       load_from_local_safe, map_whole_model, read_checkpoint)
-from helpers import randomize
+from convnext_dense.checkpoint import OFFICIAL_CHECKPOINTS, OFFICIAL_URL, load_backbone_checkpoint, read_checkpoint
+from convnext_dense.checkpoint.loading import map_whole_model
+from convnext_dense.checkpoint.mmengine_scheme import (
+    install_safe_checkpoint_loader,
+    load_from_local_safe,
+    uninstall_safe_checkpoint_loader,
+)
+from convnext_dense.tools.convert import convert_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 32, 64))
+LAST = TINY['channels'][-1]  # channels of the last stage: the classifier's input
 V1 = dict(arch=TINY)
 V2 = dict(arch=TINY, use_grn=True, layer_scale_init_value=0.0)
 NORMS = tuple(f'norm{i}' for i in range(4))
@@ -97,11 +103,11 @@ def grn_4d(state_dict: Dict[str, Tensor], marker: str) -> Dict[str, Tensor]:
 Builder = Callable[[ConvNeXt], dict]
 CASES: Dict[str, Tuple[dict, str, Builder, Optional[str], str, Tuple[str, ...]]] = {
     'official_v1': (V1, 'convnext.pth', lambda m: {'model': {**backbone_sd(m, False),
-                                                              **classifier(64, ('norm', 'head'))}},
+                                                              **classifier(LAST, ('norm', 'head'))}},
                     None, 'official', ()),
     'official_v1_ema_only': (V1, 'ema.pth', lambda m: {'model_ema': backbone_sd(m, False)}, None, 'official', ()),
     'official_v2_grn_1x1x1xC': (V2, 'convnextv2.pt', lambda m: {'model': {
-        **grn_4d(backbone_sd(m, False), '.grn.'), **classifier(64, ('norm', 'head'))}}, None, 'official', ()),
+        **grn_4d(backbone_sd(m, False), '.grn.'), **classifier(LAST, ('norm', 'head'))}}, None, 'official', ()),
     'official_dense_whole_model': (V1, 'cascade_mask_rcnn.pth', lambda m: {
         'meta': {'mmdet_version': '2.25.0'},
         'state_dict': {**{f'backbone.{k}': v for k, v in backbone_sd(m, True).items()},
@@ -112,16 +118,16 @@ CASES: Dict[str, Tuple[dict, str, Builder, Optional[str], str, Tuple[str, ...]]]
         'state_dict': {**rename(backbone_sd(m, False), MMPRETRAIN, 'backbone.'),
                        'backbone.norm3.weight': m.norm3.weight.detach().clone(),
                        'backbone.norm3.bias': m.norm3.bias.detach().clone(),
-                       'head.fc.weight': torch.rand(10, 64), 'head.fc.bias': torch.rand(10)}},
+                       'head.fc.weight': torch.rand(10, LAST), 'head.fc.bias': torch.rand(10)}},
                    None, 'mmpretrain', ('norm3',)),
     'mmpretrain_v2': (V2, 'mmpretrain_v2.pth', lambda m: {'state_dict': rename(backbone_sd(m, True), MMPRETRAIN,
                                                                               'backbone.')},
                       'backbone', 'mmpretrain', NORMS),
     'timm_pth': (V1, 'timm.pth', lambda m: {**rename(backbone_sd(m, False), TIMM),
-                                            **classifier(64, ('head.norm', 'head.fc'))}, None, 'timm', ()),
+                                            **classifier(LAST, ('head.norm', 'head.fc'))}, None, 'timm', ()),
     'timm_v2_bin': (V2, 'pytorch_model.bin', lambda m: rename(backbone_sd(m, False), TIMM), None, 'timm', ()),
     'timm_safetensors': (V1, 'model.safetensors', lambda m: {**rename(backbone_sd(m, False), TIMM),
-                                                             **classifier(64, ('head.norm', 'head.fc'))},
+                                                             **classifier(LAST, ('head.norm', 'head.fc'))},
                          None, 'timm', ()),
     'timm_conv_mlp_4d': (V1, 'timm_atto.pth', lambda m: {
         k: v[:, :, None, None] if re.search(r'mlp\.fc\d\.weight$', k) else v
@@ -130,14 +136,14 @@ CASES: Dict[str, Tuple[dict, str, Builder, Optional[str], str, Tuple[str, ...]]]
         re.sub(r'^(stem|stages)\.(\d)\.', r'\1_\2.', k): v
         for k, v in rename(backbone_sd(m, False), TIMM).items()}, None, 'timm', ()),
     'hf_convnext': (V1, 'hf.bin', lambda m: {**rename(backbone_sd(m, False), HF, 'convnext.'),
-                                             **classifier(64, ('convnext.layernorm', 'classifier'))},
+                                             **classifier(LAST, ('convnext.layernorm', 'classifier'))},
                     None, 'hf', ()),
     'hf_convnextv2_safetensors': (V2, 'hf_v2.safetensors', lambda m: {
         **grn_4d(rename(backbone_sd(m, False), HF, 'convnextv2.'), '.grn.'),
-        **classifier(64, ('convnextv2.layernorm', 'classifier'))}, None, 'hf', ()),
+        **classifier(LAST, ('convnextv2.layernorm', 'classifier'))}, None, 'hf', ()),
     'hf_bare_model': (V1, 'hf_bare.bin', lambda m: {**rename(backbone_sd(m, False), HF),
-                                                    'layernorm.weight': torch.rand(64) + 2,
-                                                    'layernorm.bias': torch.rand(64)}, None, 'hf', ()),
+                                                    'layernorm.weight': torch.rand(LAST) + 2,
+                                                    'layernorm.bias': torch.rand(LAST)}, None, 'hf', ()),
     'ddp_official': (V1, 'ddp.pth', lambda m: {'model': {f'module.{k}': v for k, v in backbone_sd(m, False).items()}},
                      None, 'official', ()),
     'compiled_timm': (V2, 'compiled.pth', lambda m: {f'_orig_mod.{k}': v
@@ -198,7 +204,7 @@ def test_every_layout_loads_to_the_source_features(case, tmp_path):
 
 def test_report_is_logged_and_names_skipped_classifier_and_kept_norms(tmp_path, caplog):
     model = source(V1)
-    path = save({'model': {**backbone_sd(model, False), **classifier(64, ('norm', 'head'))}}, tmp_path / 'c.pth')
+    path = save({'model': {**backbone_sd(model, False), **classifier(LAST, ('norm', 'head'))}}, tmp_path / 'c.pth')
     report = load_backbone_checkpoint(ConvNeXt(**V1), path)
     assert sorted(report.classifier) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
     assert report.container == 'model' and report.prefix == ''
@@ -334,7 +340,7 @@ class Classifier(BaseModel):
     def __init__(self) -> None:
         super().__init__()
         self.backbone = ConvNeXt(**V1, out_indices=(3,))
-        self.head = nn.Linear(64, 2)
+        self.head = nn.Linear(LAST, 2)
 
     def forward(self, inputs, labels, mode='tensor'):
         logits = self.head(self.backbone(torch.stack(inputs))[0].mean((2, 3)))
@@ -379,6 +385,23 @@ def test_mmengine_runner_checkpoint_resumes_through_the_safe_loader(tmp_path):
     assert report.norms == {'norm3': 'file'}
 
 
+def test_uninstalling_the_safe_loader_restores_mmengine_s_own(tmp_path):
+    """What ``import convnext_dense`` installs can be removed; mmengine's own loader then refuses the runner checkpoint
+    that the installed (default) loader reads."""
+    runner(tmp_path, max_epochs=1).train()
+    path = str(tmp_path / 'epoch_1.pth')
+    assert CheckpointLoader._get_checkpoint_loader(path) is load_from_local_safe  # the default, after import
+    uninstall_safe_checkpoint_loader()
+    try:
+        assert CheckpointLoader._get_checkpoint_loader(path) is load_from_local
+        with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):  # torch >= 2.6: weights_only=True
+            CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    finally:
+        install_safe_checkpoint_loader()
+    assert CheckpointLoader._get_checkpoint_loader(path) is load_from_local_safe
+    assert 'message_hub' in CheckpointLoader.load_checkpoint(path, map_location='cpu')
+
+
 def test_numpy1_pickled_globals_are_allowed(tmp_path):
     """Most runner checkpoints in the wild were pickled under numpy 1 (``numpy.core``, not ``numpy._core``)."""
     path = tmp_path / 'np1.pth'
@@ -393,12 +416,12 @@ class Detector(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.backbone = ConvNeXt(**V1).eval()
-        self.neck = nn.Conv2d(64, 4, 1)
+        self.neck = nn.Conv2d(LAST, 4, 1)
 
 
 def test_whole_model_checkpoint_through_mmengine_maps_backbone_keys_only(tmp_path):
     model = source(V1)
-    neck = {'neck.weight': torch.rand(4, 64, 1, 1), 'neck.bias': torch.rand(4)}
+    neck = {'neck.weight': torch.rand(4, LAST, 1, 1), 'neck.bias': torch.rand(4)}
     path = save({'meta': {'epoch': 12}, 'state_dict': {**rename(backbone_sd(model, True), MMPRETRAIN, 'backbone.'),
                                                        **neck}}, tmp_path / 'mmdet3_convnext.pth')
     detector = Detector()
@@ -434,10 +457,6 @@ def test_convert_library_writes_safetensors_and_refuses_the_source(tmp_path):
     assert whole['backbone.stages.0.0.grn.gamma'].shape == (32,)
 
 
-def expected_features_of(model: ConvNeXt, kind: dict, x: Tensor) -> Tuple[Tensor, ...]:
-    return expected_features(model, (), x)
-
-
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / 'tools' / 'convert_checkpoint.py'), *args],
                           capture_output=True, text=True, cwd=REPO, timeout=120,
@@ -446,7 +465,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_convert_cli_backbone_and_whole_model(tmp_path):
     model = source(V1)
-    src = save({**rename(backbone_sd(model, False), TIMM), **classifier(64, ('head.norm', 'head.fc'))},
+    src = save({**rename(backbone_sd(model, False), TIMM), **classifier(LAST, ('head.norm', 'head.fc'))},
                tmp_path / 'timm.pth')
     done = run_cli(str(src), str(tmp_path / 'clean.pth'))
     assert done.returncode == 0, done.stderr

@@ -1,36 +1,30 @@
 """COCO: every config builds and matches the published recipe, layer-decay groups, the synthetic data set, and a few
 iterations of train + val, a resume and a test through the tools on generated data."""
-import copy
-import functools
 import json
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
-from typing import Tuple
 from unittest import mock
 
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from mmdet.registry import MODELS
 from pycocotools import mask as mask_utils
 
+from conftest import REPO, read_config, run_tool
 from convnext_dense import ConvNeXt
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / 'configs' / 'coco'
 ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py'))
 PATH_VARIABLES = ('CONVNEXT_PRETRAINED', 'COCO_ROOT', 'COCO_DEMO_ROOT')  # read by the configs
 
-# The published recipes (shared/reference/recipes.md), typed here again on purpose: the independent check.
+# The published recipes (the official ConvNeXt configs and paper), typed here again on purpose: the independent check.
 # config: detector, arch, drop path, lr, decay rate, L, AMP, pretrained file, params (M, as published)
 RECIPES = {
     'mask_rcnn_convnext_t': ('MaskRCNN', 'tiny', 0.4, 1e-4, 0.95, 6, True, 'convnext_tiny_1k_224.pth', 48),
@@ -56,15 +50,8 @@ def default_paths(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-@functools.lru_cache(maxsize=None)
-def _load(name: str, env: Tuple[Tuple[str, str], ...]) -> Config:
-    return Config.fromfile(str(CONFIGS / f'{name}.py'))
-
-
 def load(name: str) -> Config:
-    """A fresh copy of the config (parsed once per set of path variables: parsing dominates these tests' time)."""
-    env = tuple((var, os.environ.get(var, '')) for var in PATH_VARIABLES)
-    return copy.deepcopy(_load(name, env))
+    return read_config(CONFIGS / f'{name}.py', PATH_VARIABLES)
 
 
 def build(cfg: Config) -> torch.nn.Module:
@@ -107,7 +94,8 @@ def test_config_matches_the_published_recipe(name):
     model = cfg.model
     assert model.type == detector
     backbone = model.backbone
-    assert (backbone.type, backbone.arch, tuple(backbone.out_indices)) == ('ConvNeXt', arch, (0, 1, 2, 3))
+    assert (backbone.type, backbone.arch) == ('convnext_dense.ConvNeXt', arch)
+    assert tuple(backbone.out_indices) == (0, 1, 2, 3)
     assert (backbone.drop_path_rate, backbone.layer_scale_init_value) == (drop_path, 1.0)
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{weights}')
     assert (model.neck.type, model.neck.out_channels, model.neck.num_outs) == ('FPN', 256, 5)
@@ -126,8 +114,10 @@ def test_config_matches_the_published_recipe(name):
     wrapper = cfg.optim_wrapper
     assert wrapper.type == ('AmpOptimWrapper' if amp else 'OptimWrapper')
     assert wrapper.optimizer == dict(type='AdamW', lr=lr, betas=(0.9, 0.999), weight_decay=0.05)
-    assert wrapper.constructor == 'ConvNeXtLayerDecayOptimizerConstructor'
-    assert wrapper.paramwise_cfg == dict(decay_rate=decay_rate, decay_type='layer_wise', num_layers=num_layers)
+    assert wrapper.constructor == 'convnext_dense.ConvNeXtLayerDecayOptimizerConstructor'
+    assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (decay_rate, 'layer_wise')
+    derived = ConvNeXt(arch, out_indices=(0,)).num_layers()  # what the constructor uses when the config names none
+    assert wrapper.paramwise_cfg.get('num_layers', derived) == num_layers
     warmup, steps = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
         ('LinearLR', 0.001, 0, 500, False)
@@ -225,12 +215,6 @@ def test_demo_data_is_coco_and_deterministic(tmp_path):
             assert ann['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
     assert (tmp_path / 'a' / 'val2017' / '000000000002.png').read_bytes() == \
         (tmp_path / 'b' / 'val2017' / '000000000002.png').read_bytes()
-
-
-def run_tool(*args: str, env: dict) -> str:
-    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
 
 
 def test_train_resume_and_test_through_the_tools(tmp_path):

@@ -13,11 +13,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from conftest import REPO
 from convnext_dense.checkpoint import read_checkpoint
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / 'tests' / 'configs'
 NUM_VAL = 3  # odd: the sampler pads rank 1's share, and the merge must drop the padding again
 

@@ -105,7 +105,8 @@ def test_groups_are_merged_by_options_and_frozen_parameters_left_out():
     model = Detector('tiny', frozen_stages=0)
     optim_wrapper = build(model, 0.7)
     groups = optim_wrapper.optimizer.param_groups
-    assert len(groups) == len({(g['lr'], g['weight_decay']) for g in groups}) == 12  # ids 2..7 (stem, stage 0 frozen), each with and without wd
+    # layer ids 2..7 (the stem and stage 0 are frozen), each with and without weight decay
+    assert len(groups) == len({(g['lr'], g['weight_decay']) for g in groups}) == 12
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for g in groups for p in g['params']} == trainable
     assert not model.backbone.stages[0][0].pwconv1.weight.requires_grad

@@ -11,9 +11,8 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope, init_default_scope
 
 import convnext_dense
+from conftest import TINY
 from convnext_dense import ConvNeXt
-
-TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))
 
 
 @pytest.mark.parametrize('scope, type_name', [

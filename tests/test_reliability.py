@@ -1,63 +1,28 @@
 """Reliability through the real tools on tiny generated data: a SIGKILL during a checkpoint write, then --resume,
 matches an uninterrupted run; a non-finite loss stops with its iteration; bad input gets one clear line; untrusted
 checkpoints never run code."""
-import copy
-import functools
 import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
+from conftest import REPO, finish, kill_while_writing, last_line, read_config, tool
 from convnext_dense.checkpoint import read_checkpoint
+from convnext_dense.dataset_checks import build_checked_dataset, check_labels
 from convnext_dense.hooks import PARTIAL_SUFFIX, POINTER
-from convnext_dense.synthetic.ade import write_ade_demo
-from convnext_dense.synthetic.coco import write_coco_demo
-from convnext_dense.validation import CheckedDataset
 
-REPO = Path(__file__).resolve().parent.parent
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
 DET = REPO / 'tests' / 'configs' / 'tiny_det.py'
-
-
-def tool(*args: str, env: dict) -> subprocess.Popen:
-    """Start ``python ARGS`` in its own process group, single-threaded (deterministic, and the cores are shared)."""
-    log = tempfile.TemporaryFile(mode='w+')  # a file, not a pipe: a long log never blocks the tool
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=dict(env, OMP_NUM_THREADS='1'), stdout=log,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    proc.log = log
-    return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    proc.log.seek(0)
-    return proc.log.read()
-
-
-def finish(proc: subprocess.Popen, ok: bool = True) -> str:
-    """Wait for a ``tool`` run; its output, after checking that it succeeded (``ok``) or failed."""
-    proc.wait(timeout=300)
-    out = output(proc)
-    assert (proc.returncode == 0) == ok, out[-4000:]
-    return out
-
-
-def last_line(out: str) -> str:
-    return out.strip().splitlines()[-1]
 
 
 def logged(work_dir: Path) -> List[Dict[int, dict]]:
@@ -66,45 +31,9 @@ def logged(work_dir: Path) -> List[Dict[int, dict]]:
             for path in sorted(work_dir.glob('*/vis_data/scalars.json'))]
 
 
-@pytest.fixture
-def seg_env(tmp_path) -> dict:
-    write_ade_demo(str(tmp_path / 'ade'), num_train=4, num_val=2, seed=0, size=64)
-    return dict(os.environ, ADE_DEMO_ROOT=str(tmp_path / 'ade'))
-
-
-@pytest.fixture
-def det_env(tmp_path) -> dict:
-    write_coco_demo(str(tmp_path / 'coco'), num_train=4, num_val=2, seed=0, size=64)
-    return dict(os.environ, COCO_DEMO_ROOT=f'{tmp_path / "coco"}/')
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Crash and resume
 # ----------------------------------------------------------------------------------------------------------------
-
-def kill_while_writing(proc: subprocess.Popen, fifo: Path, timeout: float = 240) -> bytes:
-    """SIGKILL ``proc`` while it is writing into ``fifo`` (a named pipe where it will write a file).
-
-    The writer blocks once the pipe holds 64 KiB, so the kill lands in the middle of the write, every time.
-    """
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists, so the writer's open() does not block
-    received = b''
-    deadline = time.monotonic() + timeout
-    try:
-        while len(received) < 4096:
-            assert proc.poll() is None, 'the run ended before writing: ' + output(proc)[-3000:]
-            assert time.monotonic() < deadline, 'no write started'
-            try:
-                received += os.read(fd, 4096 - len(received))
-            except BlockingIOError:  # the writer has opened the file but not written yet
-                pass
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        os.close(fd)
-    return received
-
 
 def test_atomic_write_keeps_the_old_file_when_killed_mid_write(tmp_path):
     from convnext_dense.hooks import write_atomic
@@ -139,8 +68,8 @@ def test_kill_during_checkpoint_write_then_resume_equals_uninterrupted_run(tmp_p
     log = finish(tool('tools/train.py', str(SEG), '--work-dir', str(killed), '--resume', env=seg_env))
     finish(uninterrupted)
     assert 'resumed epoch: 0, iter: 2' in log
-    dumped = (killed / SEG.name).read_text()  # what build_runner installed, as the run saved it
-    assert "type='AtomicCheckpointHook'" in dumped and "type='CheckedDataset'" in dumped
+    dumped = (killed / SEG.name).read_text()  # what the configs declare, as the run saved it
+    assert "type='convnext_dense.AtomicCheckpointHook'" in dumped and "type='convnext_dense.DatasetCheckHook'" in dumped
     (expected,), resumed = logged(reference), logged(killed)[-1]
     assert sorted(resumed) == [3, 4, 5, 6]
     for it, scalars in resumed.items():
@@ -182,19 +111,14 @@ def test_non_finite_loss_stops_naming_the_iteration_and_keeps_the_last_checkpoin
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Bad input, in the datasets: CheckedDataset is what build_runner wraps every dataset in
+# Bad input, in the datasets: the checks DatasetCheckHook runs, around building one dataset
 # ----------------------------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _parse(config: Path, env: Tuple[str, ...]) -> Config:
-    return Config.fromfile(str(config))
-
-
-def dataset(config: Path, loader: str = 'train_dataloader') -> CheckedDataset:
-    """``loader``'s dataset of ``config`` as build_runner wraps it (the config parsed once per data root)."""
-    cfg = copy.deepcopy(_parse(config, tuple(os.environ.get(v, '') for v in ('COCO_DEMO_ROOT', 'ADE_DEMO_ROOT'))))
+def dataset(config: Path, loader: str = 'train_dataloader'):
+    """``loader``'s dataset of ``config``, built and checked (the config parsed once per data root)."""
+    cfg = read_config(config, ('COCO_DEMO_ROOT', 'ADE_DEMO_ROOT'))
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return CheckedDataset(cfg[loader].dataset, f'{loader}.dataset')
+        return build_checked_dataset(cfg[loader].dataset, f'{loader}.dataset')
 
 
 def coco_json(env: dict, split: str = 'train2017') -> Path:
@@ -299,7 +223,8 @@ def test_bad_ade_data(seg_env, monkeypatch):
     with pytest.raises(ValueError, match=r'label map .*ADE_train_00000003\.png holds class indices \[199\] \(after '
                                          r'reduce_zero_label, if set\) but the config has 5 classes: valid are '
                                          r'0\.\.4 and 255'):
-        train[2]
+        check_labels(train[2]['data_samples'], len(train.metainfo['classes']), train.ignore_index,
+                     'train_dataloader.dataset')
 
     from mmseg.registry import MODELS
     cfg = Config.fromfile(str(SEG))

@@ -3,8 +3,6 @@ library function and at least once through its command line, on the tiny demo co
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +12,18 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from PIL import Image
 
+from conftest import REPO, randomize, run_tool
 from convnext_dense import ARCH_SETTINGS, ConvNeXt
-from convnext_dense.browse import browse_dataset
-from convnext_dense.complexity import DET_SHAPE, build_model, complexity, default_shape
-from convnext_dense.export import build_backbone, verify_onnx
-from convnext_dense.logs import format_train_time, load_scalars, plot_curves, train_time
-from convnext_dense.runner import load_config
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
-from helpers import randomize
+from convnext_dense.tools.browse import browse_dataset
+from convnext_dense.tools.cli import build_model, load_config
+from convnext_dense.tools.complexity import DET_SHAPE, complexity, default_shape
+from convnext_dense.tools.export import build_backbone, verify_onnx
+from convnext_dense.tools.logs import format_train_time, load_scalars, plot_curves, train_time
 
-REPO = Path(__file__).resolve().parents[1]
 DET_DEMO = 'configs/coco/demo_cascade_convnext.py'
 SEG_DEMO = 'configs/ade20k/demo_upernet_convnext.py'
-
-
-def run_tool(*args: str, env: dict = None) -> str:
-    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout
 
 
 @pytest.fixture(scope='module')

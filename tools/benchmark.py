@@ -8,7 +8,7 @@ CPU (small sizes):
 import argparse
 import os
 
-from convnext_dense import benchmark
+from convnext_dense.tools import benchmark
 
 GPU_SHAPES = ['2x3x800x1344', '16x3x512x512']
 CPU_SHAPES = ['1x3x512x512', '2x3x256x320']

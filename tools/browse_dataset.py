@@ -6,8 +6,8 @@ segmentation: the config's default_scope picks).
 """
 import argparse
 
-from convnext_dense.browse import browse_dataset
-from convnext_dense.runner import add_config_arguments, load_config
+from convnext_dense.tools.browse import browse_dataset
+from convnext_dense.tools.cli import add_config_arguments, load_config
 
 
 def parse_args() -> argparse.Namespace:

@@ -9,7 +9,7 @@ ConvNeXt layout, whole detector/segmentor checkpoints included; without it the w
 """
 import argparse
 
-from convnext_dense.export import DEFAULT_OPSET, build_backbone, default_verify_shapes, export_onnx, verify_onnx
+from convnext_dense.tools.export import DEFAULT_OPSET, build_backbone, default_verify_shapes, export_onnx, verify_onnx
 
 
 def parse_args() -> argparse.Namespace:

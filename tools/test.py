@@ -7,8 +7,14 @@ import argparse
 import os
 import os.path as osp
 
-from convnext_dense.runner import (add_config_arguments, build_runner, dump_results, enable_tta, enable_visualization,
-                                   load_config)
+from convnext_dense.tools.cli import (
+    add_config_arguments,
+    build_runner,
+    dump_results,
+    enable_tta,
+    enable_visualization,
+    load_config,
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,7 +6,7 @@
 import argparse
 import os
 
-from convnext_dense.runner import add_config_arguments, build_runner, enable_amp, load_config
+from convnext_dense.tools.cli import add_config_arguments, build_runner, enable_amp, load_config
 
 
 def parse_args() -> argparse.Namespace:

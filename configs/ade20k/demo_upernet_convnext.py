@@ -7,12 +7,12 @@ linear warmup then poly, single-scale test, multi-scale + flip TTA); every chang
 No pretrained weights: init_cfg=None. A single process turns the heads' SyncBN into BN.
 """
 _base_ = ['./_base_/upernet_convnext.py']
-import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
-import convnext_dense.synthetic.ade  # noqa: E402
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
+from convnext_dense.synthetic import ade  # noqa: E402
 
 arch = 'atto'  # the smallest ConvNeXt: fits a 2-core CPU budget
-channels = convnext_dense.ARCH_SETTINGS[arch]['channels']
-classes = convnext_dense.synthetic.ade.CLASSES
+channels = output_shape(arch).channels
+classes = ade.CLASSES
 max_iters = 2500  # 20k images: telling the shapes apart (not finding them) is what takes the iterations
 
 model = dict(
@@ -32,7 +32,7 @@ data_root = '{{$ADE_DEMO_ROOT:data/ade_demo}}'
 dataset = dict(
     type='BaseSegDataset',  # ADE20KDataset fixes its 150 class names; the layout and label convention are the same
     data_root=data_root,
-    metainfo=dict(classes=classes, palette=convnext_dense.synthetic.ade.PALETTE),
+    metainfo=dict(classes=classes, palette=ade.PALETTE),
     img_suffix='.jpg',
     seg_map_suffix='.png',
     reduce_zero_label=True)

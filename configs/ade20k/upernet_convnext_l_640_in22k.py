@@ -1,9 +1,9 @@
 """UperNet + ConvNeXt-L, ImageNet-22k weights, ADE20K 640x640, 160k iters (published mIoU ss / ms: 53.2 / 53.7)."""
 _base_ = ['./_base_/upernet_convnext_640.py']
-import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
 arch = 'large'
-channels = convnext_dense.ARCH_SETTINGS[arch]['channels']  # the heads' inputs follow the arch
+channels = output_shape(arch).channels  # the heads' inputs follow the backbone's outputs
 checkpoint_file = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_large_22k_224.pth}}'
 model = dict(
     backbone=dict(arch=arch, drop_path_rate=0.4, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),

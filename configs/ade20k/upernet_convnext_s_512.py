@@ -1,9 +1,9 @@
 """UperNet + ConvNeXt-S, ImageNet-1k weights, ADE20K 512x512, 160k iters (published mIoU ss / ms: 48.7 / 49.6)."""
 _base_ = ['./_base_/upernet_convnext_512.py']
-import convnext_dense  # noqa: E402  (after _base_, or mmengine reads this as a lazy-import config)
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
 arch = 'small'
-channels = convnext_dense.ARCH_SETTINGS[arch]['channels']  # the heads' inputs follow the arch
+channels = output_shape(arch).channels  # the heads' inputs follow the backbone's outputs
 checkpoint_file = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_small_1k_224.pth}}'
 model = dict(
     backbone=dict(arch=arch, drop_path_rate=0.3, init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)),

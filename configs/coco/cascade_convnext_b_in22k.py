@@ -1,12 +1,12 @@
 """Cascade Mask R-CNN, ConvNeXt-B, ImageNet-22k weights, COCO 3x (published: box AP 54.0, mask AP 46.9)."""
 _base_ = ['./_base_/cascade_mask_rcnn_convnext.py']
-import convnext_dense  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
 arch = 'base'
 model = dict(
     backbone=dict(arch=arch, drop_path_rate=0.6,
                   init_cfg=dict(checkpoint='{{$CONVNEXT_PRETRAINED:checkpoints/convnext_base_22k_224.pth}}')),
-    neck=dict(in_channels=list(convnext_dense.ARCH_SETTINGS[arch]['channels'])))
+    neck=dict(in_channels=list(output_shape(arch).channels)))
 optim_wrapper = dict(
-    paramwise_cfg=dict(decay_rate=0.8, num_layers=12),
+    paramwise_cfg=dict(decay_rate=0.8),
     optimizer=dict(lr=1e-4))

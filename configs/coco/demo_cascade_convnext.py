@@ -6,11 +6,11 @@ tests it with tools/test.py. The published recipe is kept where it costs little 
 decay, AdamW, warmup, step schedule); every change below says why. No pretrained weights: init_cfg=None.
 """
 _base_ = ['./_base_/cascade_mask_rcnn_convnext.py']
-import convnext_dense  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
-import convnext_dense.synthetic.scenes  # noqa: E402
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
+from convnext_dense.synthetic import scenes  # noqa: E402
 
 arch = 'atto'  # the smallest ConvNeXt: fits a 2-core CPU budget
-classes = convnext_dense.synthetic.scenes.SHAPES  # the shapes the data generator draws
+classes = scenes.SHAPES  # the shapes the data generator draws
 width = 32  # FPN and head channels, down from 256: the RoI heads dominate the CPU cost (64 cost twice the time)
 img_scale = (128, 128)  # the generator's image size; objects are 25..64 px
 gn_cfg = dict(type='GN', num_groups=8, requires_grad=True)
@@ -22,7 +22,7 @@ model = dict(
         init_cfg=None),  # no pretrained weights on this machine
     # GroupNorm in the neck and the mask head (the box heads have BN already): detectors train from scratch
     # only with normalised heads (He et al., Rethinking ImageNet Pre-training, 2019; mmdet's configs/scratch)
-    neck=dict(in_channels=list(convnext_dense.ARCH_SETTINGS[arch]['channels']), out_channels=width,
+    neck=dict(in_channels=list(output_shape(arch).channels), out_channels=width,
               norm_cfg=gn_cfg),
     # anchors of 16..256 px (scale 4 instead of 8) so that the smallest shapes have a matching anchor
     rpn_head=dict(in_channels=width, feat_channels=width, anchor_generator=dict(scales=[4])),

@@ -3,7 +3,7 @@ the probes of tests/ddp_probes.py."""
 _base_ = ['./tiny_seg.py']
 
 custom_imports = dict(imports=['convnext_dense', 'ddp_probes'], allow_failed_imports=False)
-custom_hooks = [dict(type='DumpParamsHook')]
+custom_hooks = [*_base_.custom_hooks, dict(type='DumpParamsHook')]  # the shipped hooks stay
 model = dict(
     backbone=dict(frozen_stages=0, out_indices=(0, 1, 2)),
     decode_head=dict(in_channels=[8, 16, 24], in_index=[0, 1, 2]))

@@ -1,4 +1,5 @@
-"""The detection demo shrunk for tests: a 4-block ConvNeXt, 16-channel neck and heads, 64 px images.
+"""The detection demo shrunk for tests: a 4-block ConvNeXt, 16-channel neck and heads, 64 px images (the demo's
+pipelines resize them to its 128 px).
 
 Data: ``convnext_dense.synthetic.coco.write_coco_demo(root, ..., size=64)`` with COCO_DEMO_ROOT=root/.
 """
@@ -16,7 +17,6 @@ model = dict(
                    for head in _base_.model.roi_head.bbox_head],
         mask_roi_extractor=dict(out_channels=width),
         mask_head=dict(in_channels=width, conv_out_channels=width, norm_cfg=dict(type='GN', num_groups=4))))
-img_scale = (64, 64)
 loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
 train_dataloader = dict(loader, batch_size=1)  # 4 images: 4 iterations, 2 per rank under DDP
 val_dataloader = dict(loader)

@@ -1,18 +1,21 @@
 """UperNet + ConvNeXt on ADE20K: what every size shares in the published recipe.
 
-Source: the official ConvNeXt ``semantic_segmentation/`` configs and mmseg 1.2.2's ``configs/convnext/`` (numbers in
-``shared/reference/recipes.md``): UperNet head (pool scales 1, 2, 3, 6; 512 channels; dropout 0.1; SyncBN) plus an
-auxiliary FCN head on stage 2 (256 channels, loss weight 0.4), 150 classes; AdamW lr 1e-4, betas (0.9, 0.999),
-weight decay 0.05, stage-wise lr decay 0.9; 1500-iteration linear warmup from 1e-6x, then poly (power 1) to 0 at
-160k iterations. The crop bases (``upernet_convnext_{512,640}.py``) add the data; each size names its arch, drop
-path, weights, head inputs and precision. A single process turns SyncBN into BN (mmengine's Runner does it).
+Source: the official ConvNeXt ``semantic_segmentation/`` configs and mmseg 1.2.2's ``configs/convnext/``: UperNet
+head (pool scales 1, 2, 3, 6; 512 channels; dropout 0.1; SyncBN) plus an auxiliary FCN head on stage 2 (256
+channels, loss weight 0.4), 150 classes; AdamW lr 1e-4, betas (0.9, 0.999), weight decay 0.05, stage-wise lr decay
+0.9; 1500-iteration linear warmup from 1e-6x, then poly (power 1) to 0 at 160k iterations. The crop bases
+(``upernet_convnext_{512,640}.py``) add the data; each size names its arch, drop path, weights, head inputs
+(``output_shape``) and precision. A single process turns SyncBN into BN (mmengine's Runner does it). The run-time
+guarantees come from ``../../_base_/reliability.py``.
 """
 _base_ = [
     'mmseg::_base_/models/upernet_convnext.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../../_base_/reliability.py',
 ]
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
+default_hooks = dict(checkpoint=_base_.checkpoint_hook)
 
 model = dict(
     backbone=dict(
@@ -27,7 +30,7 @@ optim_wrapper = dict(
     _delete_=True,  # mmseg's base is SGD
     type='OptimWrapper',  # the sizes trained with fp16 say so
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='ConvNeXtLayerDecayOptimizerConstructor',
+    constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor',
     # num_layers is left to the constructor, which derives the published L from the depths (6 tiny, 12 others)
     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise'))
 optimizer = None  # mmseg's schedule base leaves an unused SGD here; the optimizer is optim_wrapper.optimizer

@@ -1,34 +1,22 @@
 """Cascade Mask R-CNN, ConvNeXt-T backbone, ImageNet-1k weights: the published COCO 3x recipe (Liu et al., CVPR 2022).
 
 Source: the official ``cascade_mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_giou_4conv1f_adamw_3x_coco``
-config (box AP 50.4, mask AP 43.7), as ported in mmdet 3.3.0; numbers in ``reference/recipes.md``. Size variants
-override ``arch``, the neck's input channels (read from the arch table, never typed), drop path, lr and decay.
-
-Pretrained weights: the ImageNet checkpoint named by CONVNEXT_PRETRAINED (default below), or
-`--cfg-options model.backbone.init_cfg.checkpoint=PATH`; a missing file raises an error naming its download URL.
-Train from scratch with `--cfg-options model.backbone.init_cfg=None`.
+config (box AP 50.4, mask AP 43.7), as ported in mmdet 3.3.0. Backbone, data, schedule and optimizer come from
+``convnext_coco_3x.py``; size variants override the backbone's arch, drop path and weights, the neck's inputs
+(``output_shape``), lr and decay.
 """
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
     './convnext_coco_3x.py',
 ]
-import convnext_dense  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
-arch = 'tiny'
 # SyncBN in the box heads as published; mmengine's Runner turns SyncBN into BN when it runs without a
 # distributed launcher (one process, e.g. CPU), so the same config also trains and tests there.
 head_norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ConvNeXt',
-        arch=arch,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.4,
-        layer_scale_init_value=1.0,  # as published; the pretrained gamma overrides it
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='{{$CONVNEXT_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}')),
-    neck=dict(in_channels=list(convnext_dense.ARCH_SETTINGS[arch]['channels'])),
+    backbone=dict(_delete_=True, **_base_.convnext),
+    neck=dict(in_channels=list(output_shape(_base_.convnext.arch).channels)),
     roi_head=dict(bbox_head=[
         dict(type='ConvFCBBoxHead',
              num_shared_convs=4,

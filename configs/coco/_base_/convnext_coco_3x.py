@@ -1,15 +1,30 @@
-"""Everything the published ConvNeXt COCO recipes share except the detector: data, augmentation, schedule, optimizer.
+"""Everything the published ConvNeXt COCO recipes share but the detector: backbone, data, augmentation, schedule,
+optimizer, and the run-time guarantees of ``../../_base_/reliability.py``.
 
 Source: the official ConvNeXt repository's ``object_detection/configs/convnext/*3x*`` (mmdet 2.x), as ported in
-mmdet 3.3.0's ``configs/convnext/``; the numbers are listed in the project's ``reference/recipes.md``. The detector
-configs (``cascade_mask_rcnn_convnext.py``, ``../mask_rcnn_convnext_t.py``) add the model on top of this one.
+mmdet 3.3.0's ``configs/convnext/``. The detector configs (``cascade_mask_rcnn_convnext.py``,
+``../mask_rcnn_convnext_t.py``) put ``convnext`` into their model.
 """
 _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../../_base_/reliability.py',
 ]
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
+default_hooks = dict(checkpoint=_base_.checkpoint_hook)
+
+# ConvNeXt-T with ImageNet-1k weights: the ImageNet checkpoint named by CONVNEXT_PRETRAINED (default below), or
+# `--cfg-options model.backbone.init_cfg.checkpoint=PATH`; a missing file raises an error naming its download URL.
+# Train from scratch with `--cfg-options model.backbone.init_cfg=None`. Size variants override arch, drop path and
+# weights.
+convnext = dict(
+    type='convnext_dense.ConvNeXt',
+    arch='tiny',
+    out_indices=(0, 1, 2, 3),
+    drop_path_rate=0.4,
+    layer_scale_init_value=1.0,  # as published; the pretrained gamma overrides it
+    init_cfg=dict(type='Pretrained', checkpoint='{{$CONVNEXT_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}'))
 
 # Standard layout (annotations/instances_{train,val}2017.json, {train,val}2017/); COCO_ROOT moves it.
 data_root = '{{$COCO_ROOT:data/coco/}}'
@@ -19,7 +34,7 @@ data_root = '{{$COCO_ROOT:data/coco/}}'
 # -> (a). The long side is capped at 1333 throughout.
 multi_scales = [(short, 1333) for short in range(480, 801, 32)]
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomChoice', transforms=[
@@ -47,13 +62,14 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
 ]
 
-# AdamW with layer-wise lr decay over the ConvNeXt backbone (see convnext_dense.layer_decay); mixed precision as
-# published for T/S/B (AmpOptimWrapper needs a GPU: the L/XL configs and the CPU demo use OptimWrapper).
+# AdamW with layer-wise lr decay over the ConvNeXt backbone (see convnext_dense.layer_decay; the constructor derives
+# the published num_layers from the depths: 6 for tiny, 12 for the 27-block archs); mixed precision as published for
+# T/S/B (AmpOptimWrapper needs a GPU: the L/XL configs and the CPU demo use OptimWrapper).
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
-    constructor='ConvNeXtLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6),
+    constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise'),
     optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05))
 
 # The lr above is for 16 images per iteration (8 GPUs x 2). On fewer GPUs, or with another batch size, add

@@ -1,7 +1,8 @@
-"""Bad data fails when the dataset is built, with one line naming the file, key or value and what was expected.
+"""Checks of a dataset that mmdet 3.3 and mmseg 1.2 lack, each failing with one line naming the file, key or value.
 
-``build_runner`` wraps every dataloader's dataset in ``CheckedDataset``, which adds the checks that mmdet 3.3 and
-mmseg 1.2 lack; what they already handle is left to them (``tests/test_reliability.py`` proves each case):
+``hooks.DatasetCheckHook``, which every shipped config declares, runs them at the start of a run on each dataset the
+run has built, and on each batch's label maps; ``build_checked_dataset`` runs them around building one dataset (the
+browse tool). What the toolkits already handle is left to them (``tests/test_reliability.py`` proves each case):
 
 ===============================================  ==================================================================
 Case                                             What the user gets
@@ -12,8 +13,8 @@ category id not in ``categories``                ``ValueError`` naming the annot
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
 image file missing, empty, truncated, corrupt    ``ValueError`` counting them, naming the first few (here); fail,
                                                  not skip: a skipped image silently changes the data
-label map value >= number of classes             ``ValueError`` naming the file and the values (here), when the
-                                                 sample loads; 255 is ignored as mmseg does
+label map value >= number of classes             ``ValueError`` naming the file and the values (here), when its
+                                                 batch is run; 255 is ignored as mmseg does
 degenerate boxes (area or side < 1 px)           skipped by mmdet, as COCO does
 images without annotations                       dropped from training by mmdet (``filter_empty_gt``), kept in
                                                  evaluation; a dataset left empty raises ``ValueError`` (here)
@@ -22,18 +23,17 @@ images smaller than the backbone's stride        padded by the data preprocessor
                                                  unpadded, ``ConvNeXt.forward`` raises ``ValueError``
 ===============================================  ==================================================================
 
+The runner builds its datasets before any hook runs: where mmdet or mmseg fail while building one (a data root or
+annotation file that does not exist, an annotation file that is not JSON, no samples left), their error comes first.
 Of images and label maps only the first and last bytes are read; a COCO annotation file is parsed once more
 (about 10 s for train2017's 450 MB, once per run).
 """
 import json
 import os.path as osp
-from typing import List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sized
 
-from mmengine.config import Config, ConfigDict
 from mmengine.registry import DATASETS
-from torch import Tensor
 
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 SHOWN = 5  # bad files named in one message
 OTHER_IMAGE_MAGIC = (b'BM', b'II*\0', b'MM\0*', b'GIF8', b'RIFF')  # BMP, TIFF, GIF, WEBP: existence checked only
 
@@ -106,77 +106,81 @@ def _check_coco(cfg: Mapping, name: str) -> None:
                              f'{sorted(categories)}')
 
 
-class CheckedDataset:
-    """A dataset of any OpenMMLab toolkit, built and checked: paths, annotations, files, labels (module docstring).
-
-    Everything else (``metainfo``, ``get_data_info``, ...) is the wrapped dataset's.
+def check_dataset_config(cfg: Mapping, name: str) -> None:
+    """Before a dataset is built: its data root, annotation file and data folders exist, and a COCO annotation file
+    is valid JSON whose annotations name known categories.
 
     Args:
-        dataset: The config of the dataset to build.
-        name: Where the config sits, for messages, e.g. 'train_dataloader.dataset'. Default: 'dataset'.
+        cfg: The dataset's config.
+        name: Where the config sits, for messages, e.g. 'train_dataloader.dataset'.
     """
-
-    def __init__(self, dataset: dict, name: str = 'dataset') -> None:
-        self.name = name
-        _check_paths(dataset, name)
-        _check_coco(dataset, name)
-        empty = ValueError(f'{name}: no samples in {dataset.get("ann_file") or dataset.get("data_root")!r} (images '
-                           'without annotations are dropped from training)')
-        try:
-            self.dataset = DATASETS.build(dataset)
-        except ValueError as e:  # mmengine packs the samples with np.concatenate, which fails on none
-            if 'need at least one array to concatenate' not in str(e):
-                raise
-            raise empty from e
-        if len(self.dataset) == 0:
-            raise empty
-        self._check_files(dataset.get('ann_file'))
-
-    def _check_files(self, ann_file: Optional[str]) -> None:
-        problems: List[str] = []
-        for index in range(len(self.dataset)):
-            info = self.dataset.get_data_info(index)
-            for key in ('img_path', 'seg_map_path'):
-                path = info.get(key)
-                problem = path and file_problem(path)
-                if problem:
-                    problems.append(f'{path} {problem}')
-        if problems:
-            named = f' (named by {ann_file})' if ann_file else ''
-            raise ValueError(f'{self.name}: {len(problems)} of {len(self.dataset)} samples have a bad file{named}: '
-                             f'{"; ".join(problems[:SHOWN])}{"; ..." if len(problems) > SHOWN else ""}. Fix or '
-                             'remove them: they are not skipped')
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        data = self.dataset[index]
-        sample = data.get('data_samples') if isinstance(data, dict) else None
-        label = getattr(sample, 'gt_sem_seg', None)
-        if label is not None:
-            self._check_labels(label.data, sample.metainfo.get('seg_map_path'))
-        return data
-
-    def _check_labels(self, label: Tensor, path: Optional[str]) -> None:
-        num_classes = len(self.dataset.metainfo['classes'])
-        ignore = getattr(self.dataset, 'ignore_index', 255)
-        values = label.unique()
-        bad = values[(values >= num_classes) & (values != ignore)]
-        if len(bad):
-            raise ValueError(f'{self.name}: label map {path} holds class indices {bad.tolist()} (after '
-                             f'reduce_zero_label, if set) but the config has {num_classes} classes: valid are '
-                             f'0..{num_classes - 1} and {ignore} (ignored)')
-
-    def __getattr__(self, name: str):
-        if name == 'dataset':  # not set yet (unpickling in a dataloader worker): no recursion
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+    _check_paths(cfg, name)
+    _check_coco(cfg, name)
 
 
-def check_datasets(cfg: Config) -> None:
-    """Wrap the dataset of each dataloader in ``cfg`` in ``CheckedDataset`` (once), in place."""
-    for loader in LOADERS:
-        dataset = (cfg.get(loader) or {}).get('dataset')
-        if dataset is not None and dataset.get('type') != 'CheckedDataset':
-            cfg[loader]['dataset'] = ConfigDict(type='CheckedDataset', dataset=dataset, name=f'{loader}.dataset')
+def _empty(cfg: Mapping, name: str) -> ValueError:
+    return ValueError(f'{name}: no samples in {cfg.get("ann_file") or cfg.get("data_root")!r} (images without '
+                      'annotations are dropped from training)')
+
+
+def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
+    """After a dataset is built: it has samples, and every image and label map it names is a whole image file.
+
+    Args:
+        dataset: The built dataset (``get_data_info`` gives each sample's ``img_path`` / ``seg_map_path``).
+        cfg: Its config, for messages.
+        name: Where the config sits, for messages.
+    """
+    if len(dataset) == 0:
+        raise _empty(cfg, name)
+    problems: List[str] = []
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        for key in ('img_path', 'seg_map_path'):
+            path = info.get(key)
+            problem = path and file_problem(path)
+            if problem:
+                problems.append(f'{path} {problem}')
+    if problems:
+        named = f' (named by {cfg["ann_file"]})' if cfg.get('ann_file') else ''
+        raise ValueError(f'{name}: {len(problems)} of {len(dataset)} samples have a bad file{named}: '
+                         f'{"; ".join(problems[:SHOWN])}{"; ..." if len(problems) > SHOWN else ""}. Fix or '
+                         'remove them: they are not skipped')
+
+
+def check_labels(sample: Any, num_classes: int, ignore_index: int, name: str) -> None:
+    """A segmentation sample's label map holds class indices below ``num_classes`` or ``ignore_index`` only.
+
+    Args:
+        sample: A data sample; one without ``gt_sem_seg`` passes.
+        num_classes: Number of classes of the dataset.
+        ignore_index: The label that is ignored (255 in mmseg).
+        name: Where the dataset's config sits, for messages.
+    """
+    label = getattr(sample, 'gt_sem_seg', None)
+    if label is None:
+        return
+    values = label.data.unique()
+    bad = values[(values >= num_classes) & (values != ignore_index)]
+    if len(bad):
+        raise ValueError(f'{name}: label map {sample.metainfo.get("seg_map_path")} holds class indices '
+                         f'{bad.tolist()} (after reduce_zero_label, if set) but the config has {num_classes} classes: '
+                         f'valid are 0..{num_classes - 1} and {ignore_index} (ignored)')
+
+
+def build_checked_dataset(cfg: Mapping, name: str = 'dataset') -> Any:
+    """Check a dataset's config, build it in the current scope, and check its samples.
+
+    Args:
+        cfg: The dataset's config.
+        name: Where the config sits, for messages. Default: 'dataset'.
+    """
+    check_dataset_config(cfg, name)
+    try:
+        dataset = DATASETS.build(cfg)
+    except ValueError as e:  # mmengine packs the samples with np.concatenate, which fails on none
+        if 'need at least one array to concatenate' not in str(e):
+            raise
+        raise _empty(cfg, name) from e
+    check_samples(dataset, cfg, name)
+    return dataset

@@ -10,11 +10,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.registry import MODELS, DefaultScope
 
-from .backbone import ARCH_SETTINGS, ConvNeXt
-from .checkpoint import load_backbone_checkpoint
-from .runner import load_config
+from ..arch import ARCH_SETTINGS
+from ..backbone import ConvNeXt
+from ..checkpoint.loading import load_backbone_checkpoint
+from .cli import build_model, load_config
 
 MIN_OPSET = 17  # the first opset with LayerNormalization
 DEFAULT_OPSET = 18
@@ -34,9 +34,7 @@ def build_backbone(config_or_arch: str, checkpoint: Optional[str] = None) -> Con
         TypeError: the config's backbone is not ``convnext_dense.ConvNeXt``.
     """
     if os.path.isfile(config_or_arch):
-        cfg = load_config(config_or_arch)
-        with DefaultScope.overwrite_default_scope(cfg.default_scope):
-            backbone = MODELS.build(cfg.model.backbone)
+        backbone = build_model(load_config(config_or_arch), 'backbone')
         if not isinstance(backbone, ConvNeXt):
             raise TypeError(f'{config_or_arch}: model.backbone is {type(backbone).__name__}; only '
                             'convnext_dense.ConvNeXt backbones are exported')

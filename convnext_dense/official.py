@@ -4,7 +4,8 @@ against.
 Transcribed from the official repository's ``object_detection/backbone/convnext.py`` (V1) and ConvNeXt V2's GRN:
 contiguous NCHW tensors, a hand-written mean/variance LayerNorm over channels, and a permute to NHWC and back in every
 block. Parameter names equal ours (GRN tensors here keep the official (1, 1, 1, C) shape), so
-``reference.load_state_dict(convert_state_dict(ours.state_dict()))`` gives the same function.
+``OfficialConvNeXt(...).load_state_dict(convert_state_dict(ours.state_dict()))`` gives the same function
+(``official_from`` does it).
 """
 from typing import Dict, Sequence, Tuple
 

@@ -7,7 +7,7 @@ mmcv op the tracer cannot see into and is listed as not counted. The analyzer is
 ``get_model_complexity_info``, which traces a second time for activation counts and returns no per-module numbers.
 
 What runs is the test-time work of the published measurements (the official ConvNeXt repository's
-``object_detection/`` and ``semantic_segmentation/`` ``get_flops``; numbers in ``reference/recipes.md``):
+``object_detection/`` and ``semantic_segmentation/`` ``get_flops``):
 
 * detection (as mmdet 2.x's ``forward_dummy``): backbone, neck, the RPN's convolutions, then the RoI heads on
   ``test_cfg.rpn.max_per_img`` proposals (1000 in the COCO configs), mask heads on the ``test_cfg.rcnn.max_per_img``
@@ -25,10 +25,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import MODELS, DefaultScope
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
+
+from .cli import build_model
 
 # Input size (H, W) of the published FLOPs: 1280x800 (W x H) for COCO detectors. Segmentation configs give theirs
 # in the test pipeline's Resize (2048x512 for the 512 crops, 2560x640 for the 640 crops).
@@ -79,13 +79,6 @@ def default_shape(cfg: Config) -> Tuple[int, int]:
             return int(height), int(width)
     raise ValueError('this config\'s test pipeline has no Resize with a "scale" to take the input size from; '
                      'give the size (--shape H W)')
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """The config's model in its toolkit's scope, randomly initialised (no checkpoint read), SyncBN as BN, eval."""
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-    return revert_sync_batchnorm(model).eval()
 
 
 def _random_boxes(num: int, height: int, width: int) -> Tensor:

@@ -1,25 +1,26 @@
-"""Config loading and mmengine Runner construction for ``tools/train.py`` and ``tools/test.py``.
+"""What the scripts in ``tools/`` share: their config arguments, config loading with the CPU and single-process
+set-up, the Runner, the toolkit scope, and the test-time options of ``tools/test.py``.
 
 One code path serves detection and segmentation: the config's ``default_scope`` (mmdet or mmseg) picks the
 toolkit, and only the few options whose spelling differs between the two (dumping results, drawing predictions)
-branch on it.
+branch on it. Everything a run guarantees (crash-safe checkpoints, the non-finite loss stop, the checkpoint fit
+check, the dataset checks) is declared in the configs, not added here.
 """
 import argparse
 import os
 import os.path as osp
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import RUNNERS
+from mmengine.registry import MODELS, RUNNERS, DefaultScope
 from mmengine.runner import Runner
+from torch import nn
 
-from .hooks import install_hooks
-from .validation import check_datasets
-
-TOOLKITS = ('mmdet', 'mmseg')
+from ..registry import TOOLKITS
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, launcher: bool = False) -> None:
@@ -77,21 +78,27 @@ def _sync_bn_to_bn(node: object) -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner the config asks for; on a single process, SyncBN layers become plain BatchNorm.
-
-    Every run gets crash-safe checkpoints, the non-finite loss stop and the checkpoint fit check
-    (``convnext_dense.hooks``), and checked datasets (``convnext_dense.validation``).
-    """
-    install_hooks(cfg)
-    check_datasets(cfg)
+    """Build the Runner the config asks for (mmengine turns SyncBN into BN when it runs a single process)."""
     if cfg.launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
         # mmengine's init_dist pins a CUDA device, which fails without GPUs; torchrun's env:// variables are all gloo
         # needs, and the Runner skips its own initialisation of an initialised group
         dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    if not runner.distributed:
-        runner.model = revert_sync_batchnorm(runner.model)
-    return runner
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+@contextmanager
+def toolkit_scope(cfg: Config) -> Iterator[None]:
+    """Build from the registries of the config's toolkit (its ``default_scope``) inside this block."""
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        yield
+
+
+def build_model(cfg: Config, part: Optional[str] = None) -> nn.Module:
+    """The config's model (or its ``part``, e.g. 'backbone'), randomly initialised (no checkpoint read), in eval
+    mode, SyncBN as BN."""
+    with toolkit_scope(cfg):
+        model = MODELS.build(cfg.model if part is None else cfg.model[part])
+    return revert_sync_batchnorm(model).eval()
 
 
 def enable_amp(cfg: Config) -> None:

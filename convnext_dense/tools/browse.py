@@ -10,8 +10,11 @@ from typing import List, Optional
 
 import numpy as np
 from mmengine.config import Config
-from mmengine.registry import DATASETS, VISUALIZERS, DefaultScope
+from mmengine.registry import VISUALIZERS
 from mmengine.utils import ProgressBar
+
+from ..dataset_checks import build_checked_dataset
+from .cli import toolkit_scope
 
 
 def browse_dataset(cfg: Config, output_dir: str, max_images: Optional[int] = None) -> List[str]:
@@ -27,8 +30,8 @@ def browse_dataset(cfg: Config, output_dir: str, max_images: Optional[int] = Non
     """
     if max_images is not None and max_images < 1:
         raise ValueError(f'max_images={max_images} must be >= 1 (or None for the whole training set)')
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    with toolkit_scope(cfg):
+        dataset = build_checked_dataset(cfg.train_dataloader.dataset, 'train_dataloader.dataset')
         # drawings go to files directly; the config's vis backends (logging to a work dir) are not wanted here
         visualizer = VISUALIZERS.build(dict(cfg.visualizer, vis_backends=None))
     visualizer.dataset_meta = dataset.metainfo

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-PathLike = Union[str, os.PathLike]
-
 
 @dataclass
 class ScalarLog:
@@ -44,7 +42,7 @@ class ScalarLog:
         return [p[0] for p in points], [p[1] for p in points]
 
 
-def load_scalars(path: PathLike) -> ScalarLog:
+def load_scalars(path: Union[str, os.PathLike]) -> ScalarLog:
     """Read a scalars file; validation steps of epoch-based runs become the last logged iteration of that epoch.
 
     Raises:
@@ -74,7 +72,7 @@ def load_scalars(path: PathLike) -> ScalarLog:
     return log
 
 
-def plot_curves(logs: Sequence[ScalarLog], keys: Sequence[str], out: PathLike,
+def plot_curves(logs: Sequence[ScalarLog], keys: Sequence[str], out: Union[str, os.PathLike],
                 title: Optional[str] = None) -> List[str]:
     """Draw each key against the iteration, one panel per key and one line per log, into an image file.
 

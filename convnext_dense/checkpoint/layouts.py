@@ -1,0 +1,150 @@
+"""How each common ConvNeXt checkpoint layout names and shapes the backbone's tensors: one record per layout.
+
+Layouts: the official ConvNeXt files (Liu et al., CVPR 2022, and ConvNeXt V2, Woo et al., CVPR 2023;
+https://github.com/facebookresearch/ConvNeXt and ConvNeXt-V2), including the official dense fine-tuned mmdet 2.x /
+mmseg 0.x whole models; mmpretrain; timm (``.pth``, ``.bin``, ``.safetensors``); HF transformers ConvNext /
+ConvNextV2. Our parameter names equal the official ones. Any file may be wrapped by ``module.`` (DDP) or
+``_orig_mod.`` (torch.compile).
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Pattern, Tuple
+
+from torch import Tensor
+
+CONTAINERS = ('state_dict', 'model', 'model_ema')  # mmengine / mmpretrain, official (EMA only if no 'model')
+WRAPPER_PREFIX = re.compile(r'^((module|_orig_mod)\.)+')  # DDP and torch.compile wrappers, possibly nested
+WHOLE_MODEL_PREFIX = 'backbone.'  # where mmdet / mmseg models (and the official dense files) keep the backbone
+
+OFFICIAL_URL = 'https://dl.fbaipublicfiles.com/convnext/'
+# Official ImageNet files (ConvNeXt README and the dense code's configs), so a missing one can say where it lives.
+OFFICIAL_CHECKPOINTS: Tuple[str, ...] = (
+    'convnext_tiny_1k_224.pth', 'convnext_small_1k_224.pth', 'convnext_base_1k_224.pth',
+    'convnext_tiny_1k_224_ema.pth', 'convnext_small_1k_224_ema.pth', 'convnext_base_1k_224_ema.pth',
+    'convnext_large_1k_224_ema.pth',
+    'convnext_tiny_22k_224.pth', 'convnext_small_22k_224.pth', 'convnext_base_22k_224.pth',
+    'convnext_large_22k_224.pth', 'convnext_xlarge_22k_224.pth',
+)
+
+Reshape = Callable[[Tensor], Tensor]
+
+
+def flatten_grn(tensor: Tensor) -> Tensor:
+    """GRN gamma / beta stored as (1, 1, 1, C) (official, HF) -> our (C,)."""
+    return tensor.reshape(-1) if tensor.dim() == 4 else tensor
+
+
+def conv_to_linear(tensor: Tensor) -> Tensor:
+    """A pointwise conv (out, in, 1, 1) (timm's ``conv_mlp``) -> our linear weight (out, in)."""
+    return tensor.flatten(1) if tensor.dim() == 4 and tensor.shape[2:] == (1, 1) else tensor
+
+
+GRN_RESHAPES: Dict[str, Reshape] = {'stages.{i}.{j}.grn.gamma': flatten_grn, 'stages.{i}.{j}.grn.beta': flatten_grn}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One checkpoint layout.
+
+    Attributes:
+        name: How reports name it.
+        parts: Our name of each backbone part -> this layout's name; ``{i}`` is a stage, ``{j}`` a block, and a
+            name stands for the part's parameter itself or for its ``.weight`` / ``.bias``. Parts the layout lacks
+            are left out. Stage 0 has no downsample layer in any layout: the stem takes its place.
+        classifier: Top-level parts of the classification model (final norm, head), never loaded.
+        prefixes: Prefixes its whole-model files put before the backbone, detected automatically.
+        reshapes: Our part name -> how this layout's tensor becomes ours (applied to the part's every tensor).
+        aliases: (pattern, replacement) applied to a key before matching: other spellings of the same names.
+    """
+    name: str
+    parts: Mapping[str, str]
+    classifier: Tuple[str, ...]
+    prefixes: Tuple[str, ...] = ()
+    reshapes: Mapping[str, Reshape] = field(default_factory=lambda: GRN_RESHAPES)
+    aliases: Tuple[Tuple[Pattern[str], str], ...] = ()
+
+    def __post_init__(self) -> None:
+        rules = []
+        for ours, theirs in self.parts.items():
+            pattern = re.escape(theirs).replace(r'\{i\}', r'(?P<i>\d+)').replace(r'\{j\}', r'(?P<j>\d+)')
+            rules.append((re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$'), ours))
+        object.__setattr__(self, '_rules', rules)
+
+    def _match(self, key: str) -> Optional[Tuple[str, str]]:
+        """(our name, our part) of ``key``, or None."""
+        for pattern, replacement in self.aliases:
+            key = pattern.sub(replacement, key)
+        for regex, part in self._rules:
+            match = regex.match(key)
+            if match:
+                return part.format(**match.groupdict()) + (match.group('leaf') or ''), part
+        return None
+
+    def to_ours(self, key: str) -> Optional[str]:
+        """Our name for ``key`` (prefixes stripped), or None if it is no backbone part of this layout."""
+        match = self._match(key)
+        return match[0] if match else None
+
+    def convert(self, key: str, tensor: Tensor) -> Optional[Tuple[str, Tensor]]:
+        """(our name, the tensor in our shape) for a backbone part of this layout, else None."""
+        match = self._match(key)
+        if match is None:
+            return None
+        fix = self.reshapes.get(match[1])
+        return match[0], fix(tensor) if fix else tensor
+
+    def is_classifier(self, key: str) -> bool:
+        return any(key.startswith(part + '.') for part in self.classifier)
+
+
+OURS = dict(
+    stem_conv='downsample_layers.0.0', stem_norm='downsample_layers.0.1',
+    down_norm='downsample_layers.{i}.0', down_conv='downsample_layers.{i}.1',
+    dwconv='stages.{i}.{j}.dwconv', norm='stages.{i}.{j}.norm', pwconv1='stages.{i}.{j}.pwconv1',
+    grn_gamma='stages.{i}.{j}.grn.gamma', grn_beta='stages.{i}.{j}.grn.beta', pwconv2='stages.{i}.{j}.pwconv2',
+    gamma='stages.{i}.{j}.gamma', out_norm='norm{i}')
+
+
+def _parts(**names: str) -> Dict[str, str]:
+    """{our name: the layout's name} from the layout's name of each part of ``OURS``."""
+    return {OURS[part]: name for part, name in names.items()}
+
+
+# On a tie in detection (a file whose keys several layouts read alike) the earlier layout wins.
+LAYOUTS: Tuple[Layout, ...] = (
+    # the official files; the dense output norms norm{i} come from the official fine-tuned files
+    Layout('official', {ours: ours for ours in OURS.values()}, classifier=('norm', 'head'),
+           prefixes=(WHOLE_MODEL_PREFIX,)),
+    # mmpretrain's converter stores the final LayerNorm as norm3, which therefore loads as the stage-3 output norm
+    Layout('mmpretrain', _parts(
+        stem_conv='downsample_layers.0.0', stem_norm='downsample_layers.0.1', down_norm='downsample_layers.{i}.0',
+        down_conv='downsample_layers.{i}.1', dwconv='stages.{i}.{j}.depthwise_conv', norm='stages.{i}.{j}.norm',
+        pwconv1='stages.{i}.{j}.pointwise_conv1', grn_gamma='stages.{i}.{j}.grn.gamma',
+        grn_beta='stages.{i}.{j}.grn.beta', pwconv2='stages.{i}.{j}.pointwise_conv2', gamma='stages.{i}.{j}.gamma',
+        out_norm='norm{i}'), classifier=('head',), prefixes=(WHOLE_MODEL_PREFIX,)),
+    Layout('timm', _parts(
+        stem_conv='stem.0', stem_norm='stem.1', down_norm='stages.{i}.downsample.0',
+        down_conv='stages.{i}.downsample.1', dwconv='stages.{i}.blocks.{j}.conv_dw', norm='stages.{i}.blocks.{j}.norm',
+        pwconv1='stages.{i}.blocks.{j}.mlp.fc1', grn_gamma='stages.{i}.blocks.{j}.mlp.grn.weight',
+        grn_beta='stages.{i}.blocks.{j}.mlp.grn.bias', pwconv2='stages.{i}.blocks.{j}.mlp.fc2',
+        gamma='stages.{i}.blocks.{j}.gamma'), classifier=('head',),
+        reshapes={**GRN_RESHAPES, OURS['pwconv1']: conv_to_linear, OURS['pwconv2']: conv_to_linear},
+        aliases=((re.compile(r'^(stem|stages)_(\d+)\.'), r'\1.\2.'),)),  # features_only models: stem_0, stages_0
+    Layout('hf', _parts(
+        stem_conv='embeddings.patch_embeddings', stem_norm='embeddings.layernorm',
+        down_norm='encoder.stages.{i}.downsampling_layer.0', down_conv='encoder.stages.{i}.downsampling_layer.1',
+        dwconv='encoder.stages.{i}.layers.{j}.dwconv', norm='encoder.stages.{i}.layers.{j}.layernorm',
+        pwconv1='encoder.stages.{i}.layers.{j}.pwconv1', grn_gamma='encoder.stages.{i}.layers.{j}.grn.weight',
+        grn_beta='encoder.stages.{i}.layers.{j}.grn.bias', pwconv2='encoder.stages.{i}.layers.{j}.pwconv2',
+        gamma='encoder.stages.{i}.layers.{j}.layer_scale_parameter'), classifier=('layernorm', 'classifier'),
+        prefixes=('convnext.', 'convnextv2.')),  # *ForImageClassification
+)
+LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS)
+AUTO_PREFIXES = tuple(dict.fromkeys(p for layout in LAYOUTS for p in layout.prefixes))
+
+
+def detect_layout(keys: List[str]) -> Optional[Layout]:
+    """The layout that names the most of ``keys`` (prefixes already stripped), or None if none names any."""
+    counts = [sum(layout.to_ours(k) is not None for k in keys) for layout in LAYOUTS]
+    best = max(range(len(LAYOUTS)), key=counts.__getitem__)  # max keeps the first of equals: LAYOUTS order
+    return LAYOUTS[best] if counts[best] else None

@@ -1,0 +1,49 @@
+"""The safe reader as mmengine's loader of local checkpoint files: what ``load_from``, ``resume`` and the test tools
+read through once ``convnext_dense`` is imported.
+
+mmengine 0.10 reads local files with ``torch.load`` in its ``CheckpointLoader`` scheme ``''``. Under torch >= 2.6
+(``weights_only=True`` by default) that refuses mmengine's own runner checkpoints, so ``--resume`` fails; with
+``weights_only=False`` a crafted file runs code. ``install_safe_checkpoint_loader`` replaces that one scheme with
+``load_from_local_safe``; ``uninstall_safe_checkpoint_loader`` puts mmengine's own back.
+"""
+from typing import Any, Mapping, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+
+from .loading import map_whole_model, read_convnext_checkpoint
+
+LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
+
+
+def load_from_local_safe(filename: str, map_location: Union[str, torch.device, None] = None) -> Any:
+    """Read a local checkpoint safely; rename the ``backbone.*`` keys of a ConvNeXt of another layout to ours.
+
+    The rest of the checkpoint (meta, optimizer, message hub) is returned unchanged for mmengine's runner.
+    """
+    checkpoint = read_convnext_checkpoint(filename, map_location)
+    if not isinstance(checkpoint, Mapping):
+        return checkpoint  # mmengine reports non-dict checkpoints itself
+    holder = 'state_dict' if isinstance(checkpoint.get('state_dict'), Mapping) else None
+    state_dict, layout = map_whole_model(checkpoint[holder] if holder else checkpoint)
+    if layout is None:
+        return checkpoint  # not a ConvNeXt backbone of a known layout
+    if layout.name != 'official':  # official names are ours: only GRN shapes can have changed
+        print_log(f'convnext_dense: renamed the backbone.* keys of {filename} from the {layout.name} layout to '
+                  'convnext_dense.ConvNeXt names', logger='current')
+    return {**checkpoint, holder: state_dict} if holder else state_dict
+
+
+def install_safe_checkpoint_loader() -> None:
+    """Make mmengine read local checkpoint files through ``load_from_local_safe``. Idempotent.
+
+    ``import convnext_dense`` calls it. It covers the runner's ``load_from`` and ``resume`` and every tool that loads
+    a local path through ``mmengine.runner.load_checkpoint``.
+    """
+    CheckpointLoader.register_scheme(prefixes=LOCAL_SCHEME, loader=load_from_local_safe, force=True)
+
+
+def uninstall_safe_checkpoint_loader() -> None:
+    """Give mmengine its own local-file loader back (``mmengine.runner.checkpoint.load_from_local``). Idempotent."""
+    CheckpointLoader.register_scheme(prefixes=LOCAL_SCHEME, loader=load_from_local, force=True)

@@ -1,0 +1,105 @@
+"""Reading checkpoint files without running code stored in them.
+
+Files are read with ``torch.load(weights_only=True)`` and an allow-list of the few harmless globals that mmengine's
+own runner checkpoints contain, or with safetensors. Nothing here knows about ConvNeXt.
+"""
+import os
+import pickle
+import re
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, List, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors
+
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer's default statistics methods
+
+
+def _history_buffer_method(owner: type, name: str) -> Callable:
+    """``getattr`` as the unpickler may call it: only for the statistics methods a ``HistoryBuffer`` pickles.
+
+    A saved ``HistoryBuffer`` keeps its statistics methods, which pickle as ``getattr(HistoryBuffer, 'mean')``. A
+    general ``getattr`` would hand a crafted file any attribute of any allowed object, so only these are served.
+    """
+    if owner is not HistoryBuffer or not (name in _HISTORY_BUFFER_STATISTICS
+                                          or name in HistoryBuffer._statistics_methods):
+        raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed; only HistoryBuffer statistics '
+                                     f'methods {_HISTORY_BUFFER_STATISTICS} are')
+    return getattr(owner, name)
+
+
+def _safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    """The globals an mmengine runner checkpoint needs beyond plain tensors (found by saving one with torch 2.13).
+
+    The message hub holds ``HistoryBuffer`` objects (numpy arrays inside) and numpy scalars. numpy 2 pickles its
+    reconstructors under ``numpy._core``, numpy 1 under ``numpy.core``; both names map to the same functions.
+    """
+    reconstruct = np.zeros(1).__reduce__()[0]  # the array reconstructor, whatever module numpy keeps it in
+    scalar = np.float64(0).__reduce__()[0]
+    allowed: List[Union[Callable, Tuple[Callable, str]]] = [
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), np.ndarray, np.dtype]
+    for package in ('numpy.core', 'numpy._core'):
+        allowed += [(reconstruct, f'{package}.multiarray._reconstruct'), (scalar, f'{package}.multiarray.scalar')]
+    # Unpickling a dtype builds an instance of its class: float64 and int64 in HistoryBuffer and runtime info;
+    # float32 and int32 where numpy's defaults or logged values differ by platform.
+    allowed += [type(np.dtype(name)) for name in ('float64', 'int64', 'float32', 'int32')]
+    return allowed
+
+
+# torch >= 2.6 takes (global, name) pairs, needed for the numpy aliases and the restricted getattr; with older torch,
+# files read with weights_only=True may hold plain tensors and containers only (no mmengine message hub).
+ALLOW_LIST_SUPPORTED = torch.__version__ >= '2.6'
+
+
+def _allow_listed() -> ContextManager:
+    return torch.serialization.safe_globals(_safe_globals()) if ALLOW_LIST_SUPPORTED else nullcontext()
+
+
+def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = 'cpu') -> Any:
+    """Read a checkpoint file without running code stored in it.
+
+    ``.safetensors`` files are read with safetensors (onto the CPU); anything else with
+    ``torch.load(weights_only=True)`` plus the allow-list of ``_safe_globals``.
+
+    Args:
+        path: Local file path.
+        map_location: Passed to ``torch.load``. Default: 'cpu'.
+
+    Returns:
+        The object stored in the file (a state dict, or a dict holding one).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is a URL, or the file is truncated, corrupt, not a checkpoint, or needs unpickling of
+            anything beyond tensors, containers and the allow-listed globals.
+    """
+    path = os.path.expanduser(os.fspath(path))
+    if '://' in path:
+        raise ValueError(f'checkpoint {path!r} is a URL; convnext_dense reads local files only: download it and '
+                         'pass the local path')
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+    if path.endswith('.safetensors'):
+        try:
+            return load_safetensors(path, device='cpu')
+        except SafetensorError as e:
+            raise ValueError(f'cannot read safetensors file {path!r}: {e} (truncated or not a safetensors '
+                             'file)') from e
+    try:
+        with _allow_listed():
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message wraps the refused global in advice to allow-list it; name only the global.
+        refused = re.search(r'GLOBAL ([\w.]+)', str(e))
+        reason = f'unpickling it would call {refused.group(1)}' if refused else str(e).splitlines()[0].strip()
+        upgrade = '' if ALLOW_LIST_SUPPORTED else '; torch >= 2.6 also reads mmengine runner checkpoints safely'
+        raise ValueError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense reads '
+                         'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
+                         f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{upgrade}'
+                         ) from e
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError) as e:
+        raise ValueError(f'cannot read checkpoint {path!r}: {type(e).__name__}: {e} (the file is truncated, '
+                         'corrupt or not a PyTorch checkpoint)') from e

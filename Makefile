@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` trains and evaluates the detector on the embedded demo data, `make test`
-# runs the tests. Each first sets up .venv itself (idempotent: a second run only checks a stamp; tools/setup_env.sh).
+# runs the linter (ruff, configured in ruff.toml) and the tests. Each first sets up .venv itself (idempotent: a second run only checks a stamp; tools/setup_env.sh).
 PY := .venv/bin/python
 
 .PHONY: setup demo demo-seg test
@@ -25,4 +25,5 @@ demo-seg: setup
 		"$$(cat work_dirs/demo_seg/last_checkpoint)" --work-dir work_dirs/demo_seg --show-dir work_dirs/demo_seg/show
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests

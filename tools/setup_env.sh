@@ -20,7 +20,7 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt "$ROOT/setup.py" ] && [ "$STAMP" -nt "${BAS
   exit 0
 fi
 
-command -v "$PYTHON" >/dev/null || die "no '$PYTHON' found. Install Python >= 3.8 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python."
+command -v "$PYTHON" >/dev/null || die "no '$PYTHON' found. Install Python >= 3.10 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python."
 
 if [ ! -x "$VENV/bin/python" ]; then
   if "$PYTHON" -c 'import torch' 2>/dev/null; then
@@ -52,7 +52,7 @@ raise SystemExit(0 if os.path.exists(os.path.join(sysconfig.get_paths()['include
 PYEOF
   # mmcv's setup.py imports pkg_resources (gone from setuptools >= 70) and torch (hence no build isolation).
   pip install -q "setuptools<70" wheel ninja
-  say "building mmcv 2.1.0 with its compiled ops: about 9 minutes on 2 cores the first time (pip caches the wheel)"
+  say "building mmcv 2.1.0 with its compiled ops: about 20 minutes on 2 cores the first time (pip caches the wheel)"
   MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0 ||
     die "building mmcv 2.1.0 failed (see pip's output above). It needs g++, the Python headers and a torch whose C++ headers match; mmdet 3.3.0 / mmseg 1.2.2 reject mmcv >= 2.2.0, so a newer mmcv is no way out."
   "$PY" -c 'import mmcv.ops' || die "mmcv installed but 'import mmcv.ops' fails: the compiled ops do not match this torch. Remove it (pip uninstall mmcv), clear pip's cache for it (pip cache remove mmcv) and run again."

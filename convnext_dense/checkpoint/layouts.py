@@ -8,6 +8,7 @@ ConvNextV2. Our parameter names equal the official ones. Any file may be wrapped
 """
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Dict, List, Mapping, Optional, Pattern, Tuple
 
 from torch import Tensor
@@ -63,12 +64,14 @@ class Layout:
     reshapes: Mapping[str, Reshape] = field(default_factory=lambda: GRN_RESHAPES)
     aliases: Tuple[Tuple[Pattern[str], str], ...] = ()
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def _rules(self) -> List[Tuple[Pattern[str], str]]:
+        """(regex of this layout's name, our part name) for each part."""
         rules = []
         for ours, theirs in self.parts.items():
             pattern = re.escape(theirs).replace(r'\{i\}', r'(?P<i>\d+)').replace(r'\{j\}', r'(?P<j>\d+)')
             rules.append((re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$'), ours))
-        object.__setattr__(self, '_rules', rules)
+        return rules
 
     def _match(self, key: str) -> Optional[Tuple[str, str]]:
         """(our name, our part) of ``key``, or None."""

@@ -12,7 +12,8 @@ annotation file not valid JSON                   ``ValueError`` naming the file,
 category id not in ``categories``                ``ValueError`` naming the annotation, image and id (here)
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
 image file missing, empty, truncated, corrupt    ``ValueError`` counting them, naming the first few (here); fail,
-                                                 not skip: a skipped image silently changes the data
+                                                 not skip: a skipped image silently changes the data (in mmseg's
+                                                 folder layout, a missing image is found by its label map)
 label map value >= number of classes             ``ValueError`` naming the file and the values (here), when its
                                                  batch is run; 255 is ignored as mmseg does
 degenerate boxes (area or side < 1 px)           skipped by mmdet, as COCO does
@@ -29,6 +30,7 @@ Of images and label maps only the first and last bytes are read; a COCO annotati
 (about 10 s for train2017's 450 MB, once per run).
 """
 import json
+import os
 import os.path as osp
 from typing import Any, List, Mapping, Optional, Sized
 
@@ -123,8 +125,29 @@ def _empty(cfg: Mapping, name: str) -> ValueError:
                       'annotations are dropped from training)')
 
 
+def _images_missing_for_label_maps(dataset: Any) -> List[str]:
+    """Problems of mmseg's folder layout (no ``ann_file``): it lists the image folder, so an image that is missing
+    drops its sample without a word and leaves its label map behind; each such label map names its image here."""
+    prefix = getattr(dataset, 'data_prefix', None) or {}
+    img_dir, seg_dir = prefix.get('img_path'), prefix.get('seg_map_path')
+    seg_suffix, img_suffix = getattr(dataset, 'seg_map_suffix', None), getattr(dataset, 'img_suffix', None)
+    if getattr(dataset, 'ann_file', None) or not (img_dir and seg_dir and seg_suffix and img_suffix) or \
+            not osp.isdir(seg_dir):
+        return []
+    named = {osp.normpath(dataset.get_data_info(i).get('seg_map_path') or '') for i in range(len(dataset))}
+    problems = []
+    for folder, _, files in sorted(os.walk(seg_dir)):
+        for file in sorted(f for f in files if f.endswith(seg_suffix)):
+            label_map = osp.normpath(osp.join(folder, file))
+            if label_map not in named:
+                relative = osp.relpath(label_map, seg_dir)[:-len(seg_suffix)] + img_suffix
+                problems.append(f'{osp.join(img_dir, relative)} does not exist (its label map {label_map} does)')
+    return problems
+
+
 def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
-    """After a dataset is built: it has samples, and every image and label map it names is a whole image file.
+    """After a dataset is built: it has samples, and every image and label map it names is a whole image file (in
+    mmseg's folder layout, every label map also has its image).
 
     Args:
         dataset: The built dataset (``get_data_info`` gives each sample's ``img_path`` / ``seg_map_path``).
@@ -133,7 +156,8 @@ def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
     """
     if len(dataset) == 0:
         raise _empty(cfg, name)
-    problems: List[str] = []
+    problems = _images_missing_for_label_maps(dataset)
+    samples = len(dataset) + len(problems)  # those problems are samples the dataset dropped
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         for key in ('img_path', 'seg_map_path'):
@@ -142,8 +166,9 @@ def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
             if problem:
                 problems.append(f'{path} {problem}')
     if problems:
-        named = f' (named by {cfg["ann_file"]})' if cfg.get('ann_file') else ''
-        raise ValueError(f'{name}: {len(problems)} of {len(dataset)} samples have a bad file{named}: '
+        ann_file = cfg.get('ann_file')
+        named = f' (named by {_resolve(cfg.get("data_root") or "", ann_file)})' if ann_file else ''
+        raise ValueError(f'{name}: {len(problems)} of {samples} samples have a bad file{named}: '
                          f'{"; ".join(problems[:SHOWN])}{"; ..." if len(problems) > SHOWN else ""}. Fix or '
                          'remove them: they are not skipped')
 

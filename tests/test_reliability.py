@@ -198,8 +198,8 @@ def test_coco_cases_mmdet_handles(det_env, monkeypatch):
 
 
 def test_bad_ade_data(seg_env, monkeypatch):
-    """A truncated JPEG fails at build; a label above the class count fails when it loads; a 16 px image (smaller
-    than the stride 32) is padded and trains."""
+    """A truncated or missing JPEG fails at build; a label above the class count fails when its batch runs; a 16 px
+    image (smaller than the stride 32) is padded and trains."""
     monkeypatch.setenv('ADE_DEMO_ROOT', seg_env['ADE_DEMO_ROOT'])
     root = Path(seg_env['ADE_DEMO_ROOT'])
     image = root / 'images' / 'training' / 'ADE_train_00000002.jpg'
@@ -207,6 +207,10 @@ def test_bad_ade_data(seg_env, monkeypatch):
     image.write_bytes(original[:len(original) // 2])
     with pytest.raises(ValueError, match=r'1 of 4 samples have a bad file: .*ADE_train_00000002\.jpg is a '
                                          r'truncated JPEG \(no end-of-image marker\)\. Fix or remove them'):
+        dataset(SEG)
+    image.unlink()  # mmseg lists the image folder: the sample is gone, its label map is what is left
+    with pytest.raises(ValueError, match=r'1 of 4 samples have a bad file: .*ADE_train_00000002\.jpg does not exist '
+                                         r'\(its label map .*ADE_train_00000002\.png does\)'):
         dataset(SEG)
     image.write_bytes(original)
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import pytest
 import torch
@@ -24,6 +24,8 @@ from convnext_dense.synthetic.coco import write_coco_demo
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))  # four stages, one with two blocks, in a few KB
+# What the shipped configs read from the environment when they are parsed: weights and data roots.
+CONFIG_VARIABLES = ('CONVNEXT_PRETRAINED', 'COCO_ROOT', 'COCO_DEMO_ROOT', 'ADE20K_ROOT', 'ADE_DEMO_ROOT')
 
 
 def run_tool(*args: str, env: Optional[dict] = None) -> str:
@@ -88,10 +90,10 @@ def _parse(path: str, env: Tuple[Tuple[str, str], ...]) -> Config:
     return Config.fromfile(path)
 
 
-def read_config(path: os.PathLike, env_vars: Sequence[str] = ()) -> Config:
-    """A fresh copy of a config file as it reads with the current values of ``env_vars`` (each file is parsed once
-    per set of values: parsing dominates the time of the config tests)."""
-    return copy.deepcopy(_parse(str(path), tuple((var, os.environ.get(var, '')) for var in env_vars)))
+def read_config(path: os.PathLike) -> Config:
+    """A fresh copy of a config file as it reads with the current values of ``CONFIG_VARIABLES`` (each file is
+    parsed once per set of values: parsing dominates the time of the config tests)."""
+    return copy.deepcopy(_parse(str(path), tuple((var, os.environ.get(var, '')) for var in CONFIG_VARIABLES)))
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -101,6 +103,13 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1.0 if p.dim() == 1 else 0.0))
     return model
+
+
+@pytest.fixture
+def default_paths(monkeypatch) -> None:
+    """None of ``CONFIG_VARIABLES`` set: the configs read their default paths."""
+    for var in CONFIG_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture

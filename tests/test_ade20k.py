@@ -34,7 +34,7 @@ RECIPES = {
     'upernet_convnext_xl_640_in22k': ('xlarge', 640, 426, 0.4, 12, False, 8e-5, 'convnext_xlarge_22k_224.pth', 391),
 }
 ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py'))
-ENV_VARS = ('CONVNEXT_PRETRAINED', 'ADE20K_ROOT', 'ADE_DEMO_ROOT')
+pytestmark = pytest.mark.usefixtures('default_paths')  # tests that set a path variable set it themselves
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +43,8 @@ def mmseg_scope():
         yield
 
 
-@pytest.fixture(autouse=True)
-def default_paths(monkeypatch):
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-
-
 def load(name: str) -> Config:
-    return read_config(CONFIGS / f'{name}.py', ENV_VARS)
+    return read_config(CONFIGS / f'{name}.py')
 
 
 def build(cfg: Config, random_init: bool = True) -> torch.nn.Module:

@@ -22,7 +22,7 @@ from convnext_dense.synthetic.scenes import SHAPES
 
 CONFIGS = REPO / 'configs' / 'coco'
 ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py'))
-PATH_VARIABLES = ('CONVNEXT_PRETRAINED', 'COCO_ROOT', 'COCO_DEMO_ROOT')  # read by the configs
+pytestmark = pytest.mark.usefixtures('default_paths')  # tests that set a path variable set it themselves
 
 # The published recipes (the official ConvNeXt configs and paper), typed here again on purpose: the independent check.
 # config: detector, arch, drop path, lr, decay rate, L, AMP, pretrained file, params (M, as published)
@@ -44,14 +44,8 @@ def mmdet_scope():
         yield
 
 
-@pytest.fixture(autouse=True)
-def default_paths(monkeypatch):
-    for var in PATH_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
-
-
 def load(name: str) -> Config:
-    return read_config(CONFIGS / f'{name}.py', PATH_VARIABLES)
+    return read_config(CONFIGS / f'{name}.py')
 
 
 def build(cfg: Config) -> torch.nn.Module:

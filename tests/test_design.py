@@ -66,6 +66,7 @@ def test_modules_are_small():
     assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
 
 
+@pytest.mark.usefixtures('default_paths')  # parsed as test_coco and test_ade20k parse them: once
 @pytest.mark.parametrize('path', SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_every_shipped_config_declares_the_guarantees(path):
     """Whatever tool builds a Runner from the config gets crash-safe checkpoints and the three checks."""

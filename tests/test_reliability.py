@@ -116,7 +116,7 @@ def test_non_finite_loss_stops_naming_the_iteration_and_keeps_the_last_checkpoin
 
 def dataset(config: Path, loader: str = 'train_dataloader'):
     """``loader``'s dataset of ``config``, built and checked (the config parsed once per data root)."""
-    cfg = read_config(config, ('COCO_DEMO_ROOT', 'ADE_DEMO_ROOT'))
+    cfg = read_config(config)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return build_checked_dataset(cfg[loader].dataset, f'{loader}.dataset')
 

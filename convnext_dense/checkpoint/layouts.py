@@ -113,18 +113,17 @@ def _parts(**names: str) -> Dict[str, str]:
     return {OURS[part]: name for part, name in names.items()}
 
 
+OFFICIAL_PARTS = {ours: ours for ours in OURS.values()}
+
 # On a tie in detection (a file whose keys several layouts read alike) the earlier layout wins.
 LAYOUTS: Tuple[Layout, ...] = (
     # the official files; the dense output norms norm{i} come from the official fine-tuned files
-    Layout('official', {ours: ours for ours in OURS.values()}, classifier=('norm', 'head'),
-           prefixes=(WHOLE_MODEL_PREFIX,)),
-    # mmpretrain's converter stores the final LayerNorm as norm3, which therefore loads as the stage-3 output norm
-    Layout('mmpretrain', _parts(
-        stem_conv='downsample_layers.0.0', stem_norm='downsample_layers.0.1', down_norm='downsample_layers.{i}.0',
-        down_conv='downsample_layers.{i}.1', dwconv='stages.{i}.{j}.depthwise_conv', norm='stages.{i}.{j}.norm',
-        pwconv1='stages.{i}.{j}.pointwise_conv1', grn_gamma='stages.{i}.{j}.grn.gamma',
-        grn_beta='stages.{i}.{j}.grn.beta', pwconv2='stages.{i}.{j}.pointwise_conv2', gamma='stages.{i}.{j}.gamma',
-        out_norm='norm{i}'), classifier=('head',), prefixes=(WHOLE_MODEL_PREFIX,)),
+    Layout('official', OFFICIAL_PARTS, classifier=('norm', 'head'), prefixes=(WHOLE_MODEL_PREFIX,)),
+    # the official names but three; mmpretrain's converter stores the final LayerNorm as norm3, which therefore loads
+    # as the stage-3 output norm
+    Layout('mmpretrain', {**OFFICIAL_PARTS, **_parts(
+        dwconv='stages.{i}.{j}.depthwise_conv', pwconv1='stages.{i}.{j}.pointwise_conv1',
+        pwconv2='stages.{i}.{j}.pointwise_conv2')}, classifier=('head',), prefixes=(WHOLE_MODEL_PREFIX,)),
     Layout('timm', _parts(
         stem_conv='stem.0', stem_norm='stem.1', down_norm='stages.{i}.downsample.0',
         down_conv='stages.{i}.downsample.1', dwconv='stages.{i}.blocks.{j}.conv_dw', norm='stages.{i}.blocks.{j}.norm',

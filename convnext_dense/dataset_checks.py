@@ -32,7 +32,7 @@ Of images and label maps only the first and last bytes are read; a COCO annotati
 import json
 import os
 import os.path as osp
-from typing import Any, List, Mapping, Optional, Sized
+from typing import Any, List, Mapping, Optional, Set, Sized
 
 from mmengine.registry import DATASETS
 
@@ -125,16 +125,16 @@ def _empty(cfg: Mapping, name: str) -> ValueError:
                       'annotations are dropped from training)')
 
 
-def _images_missing_for_label_maps(dataset: Any) -> List[str]:
+def _images_missing_for_label_maps(dataset: Any, named: Set[str]) -> List[str]:
     """Problems of mmseg's folder layout (no ``ann_file``): it lists the image folder, so an image that is missing
-    drops its sample without a word and leaves its label map behind; each such label map names its image here."""
+    drops its sample without a word and leaves its label map behind; each label map not in ``named`` (the
+    normalised label-map paths of the samples) names its image here."""
     prefix = getattr(dataset, 'data_prefix', None) or {}
     img_dir, seg_dir = prefix.get('img_path'), prefix.get('seg_map_path')
     seg_suffix, img_suffix = getattr(dataset, 'seg_map_suffix', None), getattr(dataset, 'img_suffix', None)
     if getattr(dataset, 'ann_file', None) or not (img_dir and seg_dir and seg_suffix and img_suffix) or \
             not osp.isdir(seg_dir):
         return []
-    named = {osp.normpath(dataset.get_data_info(i).get('seg_map_path') or '') for i in range(len(dataset))}
     problems = []
     for folder, _, files in sorted(os.walk(seg_dir)):
         for file in sorted(f for f in files if f.endswith(seg_suffix)):
@@ -156,8 +156,8 @@ def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
     """
     if len(dataset) == 0:
         raise _empty(cfg, name)
-    problems = _images_missing_for_label_maps(dataset)
-    samples = len(dataset) + len(problems)  # those problems are samples the dataset dropped
+    problems: List[str] = []
+    label_maps = set()
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         for key in ('img_path', 'seg_map_path'):
@@ -165,6 +165,11 @@ def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
             problem = path and file_problem(path)
             if problem:
                 problems.append(f'{path} {problem}')
+        if info.get('seg_map_path'):
+            label_maps.add(osp.normpath(info['seg_map_path']))
+    dropped = _images_missing_for_label_maps(dataset, label_maps)
+    problems = dropped + problems
+    samples = len(dataset) + len(dropped)  # the dataset left those samples out
     if problems:
         ann_file = cfg.get('ann_file')
         named = f' (named by {_resolve(cfg.get("data_root") or "", ann_file)})' if ann_file else ''

@@ -24,8 +24,10 @@ class LayerNorm2d(nn.LayerNorm):
 class GRN(nn.Module):
     """Global Response Normalization of ConvNeXt V2, on NHWC input.
 
-    ``gamma`` and ``beta`` start at zero, so a fresh GRN is the identity. They are 1-D (as in timm and mmpretrain),
-    which also keeps them out of weight decay; official (1, 1, 1, C) tensors are reshaped on loading.
+    The per-channel L2 norm is accumulated in float32 whatever the input's dtype (also in ONNX exports), and the
+    normalised response is applied in the input's dtype. ``gamma`` and ``beta`` start at zero, so a fresh GRN is the
+    identity. They are 1-D (as in timm and mmpretrain), which also keeps them out of weight decay; official
+    (1, 1, 1, C) tensors are reshaped on loading.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
@@ -35,8 +37,11 @@ class GRN(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)  # (N, 1, 1, C): L2 over H, W
-        nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)  # divided by its mean over channels
+        # (N, 1, 1, C): L2 over H, W, accumulated in float32 also in exported graphs: in half precision the sum of
+        # squares over a large map overflows (e.g. 200 x 336 positions at stage 0 of an 800 x 1344 input). The
+        # reduction casts as it reads, so no float32 copy of the 4C-channel map is made in PyTorch.
+        gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True, dtype=torch.float32)
+        nx = (gx / (gx.mean(dim=-1, keepdim=True) + self.eps)).to(x.dtype)  # divided by its mean over channels
         return torch.addcmul(self.beta + x, self.gamma, x * nx)
 
 

@@ -5,6 +5,7 @@ The graph comes from torch's ``torch.export``-based ONNX exporter (the default s
 (1e-6) instead of a decomposition; the exporter's own opset, 18, is the default. Outputs are named ``stage{i}`` for
 each returned stage, in the backbone's ``out_indices`` order. The check runs the file with onnxruntime on the CPU.
 """
+import copy
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -54,7 +55,7 @@ def output_names(backbone: ConvNeXt) -> List[str]:
 
 
 def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512),
-                opset: int = DEFAULT_OPSET) -> List[str]:
+                opset: int = DEFAULT_OPSET, half: bool = False) -> List[str]:
     """Export ``backbone`` to ONNX with dynamic batch, height and width.
 
     Args:
@@ -63,6 +64,10 @@ def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512
         shape: (H, W) of the example input that is traced; the graph accepts any H, W >= the backbone's
             ``min_input_size``. Default: (512, 512).
         opset: ONNX opset, at least 17. Default: 18.
+        half: Export a float16 graph (float16 weights, input and outputs) from a float16 copy of ``backbone``.
+            GRN's norm (ConvNeXt V2) stays accumulated in float32 and LayerNormalization computes in float32
+            (its ``stash_type``), so runtimes that run float16 ops natively do not overflow on large maps.
+            Default: False.
 
     Returns:
         The files written: ``out``, and ``out + '.data'`` when the weights exceed protobuf's 2 GiB.
@@ -71,9 +76,9 @@ def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512
         raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
     if min(shape) < backbone.min_input_size:
         raise ValueError(f'shape={tuple(shape)}: height and width must be at least {backbone.min_input_size}')
-    backbone.eval()
+    backbone = copy.deepcopy(backbone).half().eval() if half else backbone.eval()
     # torch.export treats a dimension of size 1 as a constant, so the example batch has two images
-    example = torch.randn(2, 3, *shape)
+    example = torch.randn(2, 3, *shape, dtype=torch.float16 if half else torch.float32)
     lowest = backbone.min_input_size
     dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=lowest),
             3: torch.export.Dim('width', min=lowest)}
@@ -89,6 +94,8 @@ def verify_onnx(backbone: ConvNeXt, path: str, shapes: Sequence[Tuple[int, int]]
                 seed: int = 0) -> Dict[Tuple[int, int], float]:
     """Largest absolute difference between onnxruntime's (CPU) and PyTorch's outputs, per input (H, W).
 
+    A float16 graph gets the input in float16 and is compared with ``backbone`` as it is (float32).
+
     Args:
         backbone: The exported backbone.
         path: Its ONNX file.
@@ -99,14 +106,17 @@ def verify_onnx(backbone: ConvNeXt, path: str, shapes: Sequence[Tuple[int, int]]
     import onnxruntime
 
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    half = session.get_inputs()[0].type == 'tensor(float16)'
     gen = torch.Generator().manual_seed(seed)
     diffs = {}
     for height, width in shapes:
         image = torch.randn(batch, 3, height, width, generator=gen)
         with torch.no_grad():
             expected = backbone.eval()(image)
-        got = session.run(output_names(backbone), {'image': image.numpy()})
-        diffs[(height, width)] = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+        feed = image.numpy().astype(np.float16 if half else np.float32)
+        got = session.run(output_names(backbone), {'image': feed})
+        diffs[(height, width)] = max(float(np.abs(g.astype(np.float32) - e.numpy()).max())
+                                     for g, e in zip(got, expected))
     return diffs
 
 

@@ -210,7 +210,8 @@ def test_report_is_logged_and_names_skipped_classifier_and_kept_norms(tmp_path, 
     assert report.container == 'model' and report.prefix == ''
     text = report.summary()
     assert f'{report.expected - 8}/{report.expected}' in text and 'official layout' in text
-    assert 'classifier, skipped (4)' in text and 'kept at init (weight 1, bias 0): norm0, norm1, norm2, norm3' in text
+    assert 'pre-training decoder), skipped (4)' in text
+    assert 'kept at init (weight 1, bias 0): norm0, norm1, norm2, norm3' in text
 
 
 def test_unbuilt_stages_and_norms_are_reported_not_fatal(tmp_path):
@@ -469,7 +470,7 @@ def test_convert_cli_backbone_and_whole_model(tmp_path):
                tmp_path / 'timm.pth')
     done = run_cli(str(src), str(tmp_path / 'clean.pth'))
     assert done.returncode == 0, done.stderr
-    assert 'timm layout' in done.stdout and 'classifier, skipped (4)' in done.stdout
+    assert 'timm layout' in done.stdout and 'pre-training decoder), skipped (4)' in done.stdout
     clean = torch.load(tmp_path / 'clean.pth', weights_only=True)
     assert clean.keys() == backbone_sd(model, False).keys()
     assert all(torch.equal(clean[k], v) for k, v in backbone_sd(model, False).items())

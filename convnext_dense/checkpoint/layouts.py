@@ -2,10 +2,12 @@
 
 Layouts: the official ConvNeXt files (Liu et al., CVPR 2022, and ConvNeXt V2, Woo et al., CVPR 2023;
 https://github.com/facebookresearch/ConvNeXt and ConvNeXt-V2), including the official dense fine-tuned mmdet 2.x /
-mmseg 0.x whole models; mmpretrain; timm (``.pth``, ``.bin``, ``.safetensors``); HF transformers ConvNext /
-ConvNextV2. Our parameter names equal the official ones. Any file may be wrapped by ``module.`` (DDP) or
-``_orig_mod.`` (torch.compile).
+mmseg 0.x whole models and the ConvNeXt V2 FCMAE pre-training files (a sparse MinkowskiEngine encoder, mapped as
+the official fine-tuning code's ``remap_checkpoint_keys`` in ConvNeXt-V2 ``utils.py`` does); mmpretrain; timm
+(``.pth``, ``.bin``, ``.safetensors``); HF transformers ConvNext / ConvNextV2. Our parameter names equal the official
+ones. Any file may be wrapped by ``module.`` (DDP) or ``_orig_mod.`` (torch.compile).
 """
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,21 +20,53 @@ WRAPPER_PREFIX = re.compile(r'^((module|_orig_mod)\.)+')  # DDP and torch.compil
 WHOLE_MODEL_PREFIX = 'backbone.'  # where mmdet / mmseg models (and the official dense files) keep the backbone
 
 OFFICIAL_URL = 'https://dl.fbaipublicfiles.com/convnext/'
-# Official ImageNet files (ConvNeXt README and the dense code's configs), so a missing one can say where it lives.
-OFFICIAL_CHECKPOINTS: Tuple[str, ...] = (
-    'convnext_tiny_1k_224.pth', 'convnext_small_1k_224.pth', 'convnext_base_1k_224.pth',
-    'convnext_tiny_1k_224_ema.pth', 'convnext_small_1k_224_ema.pth', 'convnext_base_1k_224_ema.pth',
-    'convnext_large_1k_224_ema.pth',
-    'convnext_tiny_22k_224.pth', 'convnext_small_22k_224.pth', 'convnext_base_22k_224.pth',
-    'convnext_large_22k_224.pth', 'convnext_xlarge_22k_224.pth',
-)
+V2_URL = OFFICIAL_URL + 'convnextv2/'
+_V2_SIZES = ('atto', 'femto', 'pico', 'nano', 'tiny', 'base', 'large', 'huge')
+_V2_FILES = (  # under V2_URL: FCMAE pre-trained, ImageNet-1k fine-tuned, ImageNet-22k fine-tuned
+    *(f'pt_only/convnextv2_{size}_1k_224_fcmae.pt' for size in _V2_SIZES),
+    *(f'im1k/convnextv2_{size}_1k_224_ema.pt' for size in _V2_SIZES),
+    *(f'im22k/convnextv2_{size}_22k_{res}_ema.pt' for size in ('nano', 'tiny', 'base', 'large') for res in (224, 384)),
+    'im22k/convnextv2_huge_22k_384_ema.pt', 'im22k/convnextv2_huge_22k_512_ema.pt')
+# Published ImageNet files the configs start from (the ConvNeXt and ConvNeXt V2 READMEs, the dense code's configs,
+# mmdet's RTMDet config) -> download URL, so a missing one can say where it lives. The V2 files are CC BY-NC 4.0,
+# as the ConvNeXt V2 repository.
+OFFICIAL_CHECKPOINTS: Dict[str, str] = {
+    **{name: OFFICIAL_URL + name for name in (
+        'convnext_tiny_1k_224.pth', 'convnext_small_1k_224.pth', 'convnext_base_1k_224.pth',
+        'convnext_tiny_1k_224_ema.pth', 'convnext_small_1k_224_ema.pth', 'convnext_base_1k_224_ema.pth',
+        'convnext_large_1k_224_ema.pth',
+        'convnext_tiny_22k_224.pth', 'convnext_small_22k_224.pth', 'convnext_base_22k_224.pth',
+        'convnext_large_22k_224.pth', 'convnext_xlarge_22k_224.pth')},
+    **{path.rpartition('/')[2]: V2_URL + path for path in _V2_FILES},
+    # mmpretrain's ImageNet-21k pre-trained, 1k fine-tuned 384 px ConvNeXt-B, the start of mmdet's RTMDet-l ConvNeXt-B
+    'convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth': 'https://download.openmmlab.com/'
+    'mmclassification/v0/convnext/convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth',
+}
 
 Reshape = Callable[[Tensor], Tensor]
 
 
 def flatten_grn(tensor: Tensor) -> Tensor:
-    """GRN gamma / beta stored as (1, 1, 1, C) (official, HF) -> our (C,)."""
-    return tensor.reshape(-1) if tensor.dim() == 4 else tensor
+    """GRN gamma / beta stored as (1, 1, 1, C) (official, HF) or (1, C) (FCMAE) -> our (C,)."""
+    return tensor.reshape(-1) if tensor.dim() > 1 else tensor
+
+
+def flatten_bias(tensor: Tensor) -> Tensor:
+    """A sparse conv's bias (1, C) (FCMAE) -> our (C,)."""
+    return tensor.reshape(-1)
+
+
+def sparse_kernel_to_conv(tensor: Tensor) -> Tensor:
+    """A MinkowskiEngine kernel -> our conv weight, by the formula of the official ``remap_checkpoint_keys``.
+
+    (k*k, C_in, C_out) -> (C_out, C_in, k, k) for a dense conv; (k*k, C) -> (C, 1, k, k) for a depthwise one. The
+    kernel's k*k offsets run over the width first, hence the final swap of the two spatial axes: without it the
+    kernel is its mirror image along the diagonal and still fits by shape.
+    """
+    k = math.isqrt(tensor.shape[0])
+    if tensor.dim() == 3:
+        return tensor.permute(2, 1, 0).reshape(tensor.shape[2], tensor.shape[1], k, k).transpose(3, 2)
+    return tensor.permute(1, 0).reshape(tensor.shape[1], 1, k, k).transpose(3, 2)
 
 
 def conv_to_linear(tensor: Tensor) -> Tensor:
@@ -52,9 +86,11 @@ class Layout:
         parts: Our name of each backbone part -> this layout's name; ``{i}`` is a stage, ``{j}`` a block, and a
             name stands for the part's parameter itself or for its ``.weight`` / ``.bias``. Parts the layout lacks
             are left out. Stage 0 has no downsample layer in any layout: the stem takes its place.
-        classifier: Top-level parts of the classification model (final norm, head), never loaded.
+        classifier: Top-level parts of the pre-training model that are not backbone (a classifier's final norm and
+            head, the FCMAE decoder), never loaded.
         prefixes: Prefixes its whole-model files put before the backbone, detected automatically.
-        reshapes: Our part name -> how this layout's tensor becomes ours (applied to the part's every tensor).
+        reshapes: Our part name -> how this layout's tensor becomes ours (applied to the part's every tensor), or
+            our part name + '.weight' / '.bias' -> the same for that one tensor of the part.
         aliases: (pattern, replacement) applied to a key before matching: other spellings of the same names.
     """
     name: str
@@ -73,14 +109,15 @@ class Layout:
             rules.append((re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$'), ours))
         return rules
 
-    def _match(self, key: str) -> Optional[Tuple[str, str]]:
-        """(our name, our part) of ``key``, or None."""
+    def _match(self, key: str) -> Optional[Tuple[str, str, str]]:
+        """(our name, our part, the leaf '.weight' / '.bias' or '') of ``key``, or None."""
         for pattern, replacement in self.aliases:
             key = pattern.sub(replacement, key)
         for regex, part in self._rules:
             match = regex.match(key)
             if match:
-                return part.format(**match.groupdict()) + (match.group('leaf') or ''), part
+                leaf = match.group('leaf') or ''
+                return part.format(**match.groupdict()) + leaf, part, leaf
         return None
 
     def to_ours(self, key: str) -> Optional[str]:
@@ -93,11 +130,11 @@ class Layout:
         match = self._match(key)
         if match is None:
             return None
-        fix = self.reshapes.get(match[1])
+        fix = self.reshapes.get(match[1] + match[2]) or self.reshapes.get(match[1])
         return match[0], fix(tensor) if fix else tensor
 
     def is_classifier(self, key: str) -> bool:
-        return any(key.startswith(part + '.') for part in self.classifier)
+        return any(key == part or key.startswith(part + '.') for part in self.classifier)
 
 
 OURS = dict(
@@ -140,6 +177,18 @@ LAYOUTS: Tuple[Layout, ...] = (
         grn_beta='encoder.stages.{i}.layers.{j}.grn.bias', pwconv2='encoder.stages.{i}.layers.{j}.pwconv2',
         gamma='encoder.stages.{i}.layers.{j}.layer_scale_parameter'), classifier=('layernorm', 'classifier'),
         prefixes=('convnext.', 'convnextv2.')),  # *ForImageClassification
+    # FCMAE pre-training (ConvNeXt V2): the sparse encoder under `encoder.`, MinkowskiEngine names (`.kernel`, `.ln`,
+    # `.linear`) and shapes; no layer scale, no output norm
+    Layout('fcmae', _parts(
+        stem_conv='encoder.downsample_layers.0.0', stem_norm='encoder.downsample_layers.0.1',
+        down_norm='encoder.downsample_layers.{i}.0.ln', down_conv='encoder.downsample_layers.{i}.1',
+        dwconv='encoder.stages.{i}.{j}.dwconv', norm='encoder.stages.{i}.{j}.norm.ln',
+        pwconv1='encoder.stages.{i}.{j}.pwconv1.linear', grn_gamma='encoder.stages.{i}.{j}.grn.gamma',
+        grn_beta='encoder.stages.{i}.{j}.grn.beta', pwconv2='encoder.stages.{i}.{j}.pwconv2.linear'),
+        classifier=('decoder', 'mask_token', 'proj', 'pred'),
+        reshapes={**GRN_RESHAPES, **{OURS[part] + leaf: fix for part in ('down_conv', 'dwconv')
+                                     for leaf, fix in (('.weight', sparse_kernel_to_conv), ('.bias', flatten_bias))}},
+        aliases=((re.compile(r'\.kernel$'), '.weight'),)),
 )
 LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS)
 AUTO_PREFIXES = tuple(dict.fromkeys(p for layout in LAYOUTS for p in layout.prefixes))

@@ -18,7 +18,6 @@ from .layouts import (
     CONTAINERS,
     LAYOUT_NAMES,
     OFFICIAL_CHECKPOINTS,
-    OFFICIAL_URL,
     WHOLE_MODEL_PREFIX,
     WRAPPER_PREFIX,
     Layout,
@@ -32,7 +31,8 @@ ABRIDGE = 6  # keys shown per list in the report
 
 def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = 'cpu'
                              ) -> Any:
-    """``read_checkpoint``; a missing official ImageNet file's error says where to download it."""
+    """``read_checkpoint``; a missing published ImageNet file's error says where to download it (its URL in
+    ``OFFICIAL_CHECKPOINTS``)."""
     try:
         return read_checkpoint(path, map_location)
     except FileNotFoundError as e:
@@ -40,8 +40,8 @@ def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[
         name = os.path.basename(path)
         if name not in OFFICIAL_CHECKPOINTS:
             raise
-        url = OFFICIAL_URL + name
-        raise FileNotFoundError(f'{e}; it is an official ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
+        url = OFFICIAL_CHECKPOINTS[name]
+        raise FileNotFoundError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
                                 f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`') from None
 
 
@@ -197,7 +197,7 @@ class LoadReport:
                  f'({source})']
         for title, keys in (('missing, kept init', self.missing), ('unexpected, ignored', self.unexpected),
                             ('not built in this backbone, ignored', self.not_built),
-                            ('classifier, skipped', self.classifier)):
+                            ('not backbone (classifier head, pre-training decoder), skipped', self.classifier)):
             if keys:
                 lines.append(f'  {title} ({len(keys)}): {abridge(keys)}')
         if self.outside:

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
@@ -33,6 +34,17 @@ RECIPES = {
     'upernet_convnext_l_640_in22k': ('large', 640, 426, 0.4, 12, False, 1e-4, 'convnext_large_22k_224.pth', 235),
     'upernet_convnext_xl_640_in22k': ('xlarge', 640, 426, 0.4, 12, False, 8e-5, 'convnext_xlarge_22k_224.pth', 391),
 }
+# ConvNeXt V2 (paper, Table 7; drop path, lr and layer decay our stated choice within the paper's sweep):
+# arch, crop, drop path, pretrained file, published mIoU (multi-scale)
+V2_RECIPES = {
+    'upernet_convnext_v2_b_512': ('base', 512, 0.4, 'convnextv2_base_1k_224_ema.pt', 52.1),
+    'upernet_convnext_v2_l_512': ('large', 512, 0.4, 'convnextv2_large_1k_224_ema.pt', 53.7),
+    'upernet_convnext_v2_h_512': ('huge', 512, 0.4, 'convnextv2_huge_1k_224_ema.pt', 55.0),
+    'upernet_convnext_v2_h_640_in22k': ('huge', 640, 0.4, 'convnextv2_huge_22k_512_ema.pt', 57.0),
+}
+# the paper's multi-scale test: [0.75, 0.875, 1.0, 1.125, 1.25] x (2048, 512) or x (2560, 640), as (W, H)
+V2_TTA_SCALES = {512: [(1536, 384), (1792, 448), (2048, 512), (2304, 576), (2560, 640)],
+                 640: [(1920, 480), (2240, 560), (2560, 640), (2880, 720), (3200, 800)]}
 ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py'))
 pytestmark = pytest.mark.usefixtures('default_paths')  # tests that set a path variable set it themselves
 
@@ -71,7 +83,7 @@ def tiny(cfg: Config, head_channels: int = 16) -> Config:
 
 
 def test_every_config_is_covered():
-    assert set(RECIPES) | {'demo_upernet_convnext'} == set(ALL_CONFIGS)
+    assert set(RECIPES) | set(V2_RECIPES) | {'demo_upernet_convnext'} == set(ALL_CONFIGS)
 
 
 @pytest.mark.parametrize('name', ALL_CONFIGS)
@@ -238,3 +250,52 @@ def test_train_and_val_then_tta_test_through_the_tools(tmp_path):
                    '--show-dir', str(show_dir), *options, env=env)
     assert re.search(r'^mIoU: \d', log, re.M) and '|   circle   |' in log  # summary line and per-class table
     assert len(list(show_dir.rglob('*.png'))) == 2
+
+
+@pytest.mark.parametrize('name', sorted(V2_RECIPES))
+def test_v2_config_matches_the_published_recipe(name):
+    arch, crop, drop_path, weights, miou = V2_RECIPES[name]
+    assert f'published mIoU: {miou}' in (CONFIGS / f'{name}.py').read_text()
+    cfg = load(name)
+    backbone = cfg.model.backbone
+    assert (backbone.arch, backbone.drop_path_rate, backbone.use_grn) == (arch, drop_path, True)
+    assert backbone.layer_scale_init_value <= 0
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{weights}')
+    stride = {512: 341, 640: 426}[crop]
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(crop, crop), stride=(stride, stride))
+    assert (cfg.model.decode_head.type, cfg.model.decode_head.channels) == ('UPerHead', 512)
+    assert cfg.model.auxiliary_head.loss_decode.loss_weight == 0.4
+    wrapper = cfg.optim_wrapper
+    assert wrapper.type == 'AmpOptimWrapper'
+    assert wrapper.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+    assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (0.9, 'layer_wise')
+    assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size == 2  # x 8 GPUs
+    scales, flips = cfg.tta_pipeline[1].transforms[:2]
+    assert [tuple(t.scale) for t in scales] == V2_TTA_SCALES[crop] and all(t.keep_ratio for t in scales)
+    assert [t.prob for t in flips] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize('name', sorted(V2_RECIPES))
+def test_v2_segmentor_runs_a_loss_and_a_predict_step(name):
+    cfg = tiny(load(name))
+    cfg.model.data_preprocessor.size = cfg.model.test_cfg.crop_size = (64, 64)  # a 64 px batch, one window
+    model = build(cfg)
+    assert model.backbone.stages[0][0].grn is not None and model.backbone.stages[0][0].gamma is None
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64), generator=gen))
+        samples.append(sample)
+    images = [torch.randint(0, 256, (3, 64, 64), generator=gen, dtype=torch.uint8) for _ in samples]
+    model.train()
+    data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.stages[0][0].grn.gamma.grad is not None
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(dict(inputs=images, data_samples=samples), False), mode='predict')
+    assert [r.pred_sem_seg.data.shape for r in results] == [(1, 64, 64)] * 2

@@ -3,20 +3,25 @@ iterations of train + val, a resume and a test through the tools on generated da
 import json
 import os
 import re
+from pathlib import Path
 from unittest import mock
 
+import mmdet
 import numpy as np
 import pytest
 import torch
 from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
 from pycocotools import mask as mask_utils
 
-from conftest import REPO, read_config, run_tool
-from convnext_dense import ConvNeXt
+from conftest import REPO, TINY, randomize, read_config, run_tool
+from convnext_dense import ConvNeXt, output_shape
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
 
@@ -36,6 +41,15 @@ RECIPES = {
     'cascade_convnext_xl_in22k': ('CascadeRCNN', 'xlarge', 0.8, 1e-4, 0.7, 12, False, 'convnext_xlarge_22k_224.pth',
                                   407),
 }
+# ConvNeXt V2 Mask R-CNN (paper, Table 6; B's decay and drop path from mmdet's reproduction, L/H's our stated choice):
+# arch, drop path, decay rate, FCMAE file, published box AP, mask AP
+V2_RECIPES = {
+    'mask_rcnn_convnext_v2_b': ('base', 0.4, 0.95, 'convnextv2_base_1k_224_fcmae.pt', 52.9, 46.6),
+    'mask_rcnn_convnext_v2_l': ('large', 0.5, 0.9, 'convnextv2_large_1k_224_fcmae.pt', 54.4, 47.7),
+    'mask_rcnn_convnext_v2_h': ('huge', 0.5, 0.9, 'convnextv2_huge_1k_224_fcmae.pt', 55.7, 48.9),
+}
+RTMDET = 'rtmdet_l_convnext_b'
+TWO_STAGE = [name for name in ALL_CONFIGS if name != RTMDET]
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +74,10 @@ def build(cfg: Config) -> torch.nn.Module:
 
 
 def test_every_config_is_covered():
-    assert set(RECIPES) | {'demo_cascade_convnext'} == set(ALL_CONFIGS)
+    assert set(RECIPES) | set(V2_RECIPES) | {RTMDET, 'demo_cascade_convnext'} == set(ALL_CONFIGS)
 
 
-@pytest.mark.parametrize('name', ALL_CONFIGS)
+@pytest.mark.parametrize('name', TWO_STAGE)
 def test_config_builds_and_the_neck_reads_the_backbone(name):
     cfg = load(name)
     assert cfg.custom_imports == dict(imports=['convnext_dense'], allow_failed_imports=False)
@@ -235,3 +249,149 @@ def test_train_resume_and_test_through_the_tools(tmp_path):
                    '--cfg-options', *options, env=env)
     assert re.search(r'^coco/bbox_mAP: \d', log, re.M) and re.search(r'^coco/segm_mAP: \d', log, re.M)
     assert len(list(show_dir.rglob('*.png'))) == 2
+
+
+@pytest.mark.parametrize('name', sorted(V2_RECIPES))
+def test_v2_config_matches_the_published_recipe(name):
+    arch, drop_path, decay_rate, weights, box_ap, mask_ap = V2_RECIPES[name]
+    assert f'box AP {box_ap}, mask AP {mask_ap}' in (CONFIGS / f'{name}.py').read_text()
+    cfg = load(name)
+    model = cfg.model
+    assert model.type == 'MaskRCNN'
+    backbone = model.backbone
+    assert (backbone.type, backbone.arch, backbone.drop_path_rate) == ('convnext_dense.ConvNeXt', arch, drop_path)
+    assert backbone.use_grn and backbone.layer_scale_init_value <= 0 and tuple(backbone.out_indices) == (0, 1, 2, 3)
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'checkpoints/{weights}')
+    assert model.test_cfg.rcnn.nms.type == 'soft_nms'
+    assert model.data_preprocessor.batch_augments == [dict(type='BatchFixedSizePad', size=(1024, 1024), pad_mask=True)]
+    resize, crop = [t for t in cfg.train_dataloader.dataset.pipeline if t.type in ('RandomResize', 'RandomCrop')]
+    assert (resize.scale, resize.ratio_range, resize.keep_ratio) == ((1024, 1024), (0.1, 2.0), True)
+    assert (crop.crop_type, crop.crop_size, crop.allow_negative_crop) == ('absolute_range', (1024, 1024), True)
+    assert cfg.train_dataloader.batch_size == 4  # x 8 GPUs: 32 images per iteration
+    assert cfg.auto_scale_lr.base_batch_size == 32
+    assert cfg.train_cfg.max_epochs == 36
+    steps = cfg.param_scheduler[-1]
+    assert (steps.type, steps.milestones, steps.gamma) == ('MultiStepLR', [27, 33], 0.1)
+    wrapper = cfg.optim_wrapper
+    assert wrapper.type == 'AmpOptimWrapper'
+    assert (wrapper.optimizer.type, wrapper.optimizer.lr, wrapper.optimizer.weight_decay) == ('AdamW', 1e-4, 0.05)
+    assert wrapper.constructor == 'convnext_dense.ConvNeXtLayerDecayOptimizerConstructor'
+    assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (decay_rate, 'layer_wise')
+
+
+def unscoped(value):
+    """``value`` without the ``_scope_`` keys mmengine adds to dicts inherited through ``mmdet::``."""
+    if isinstance(value, dict):
+        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return type(value)(unscoped(v) for v in value)
+    return value
+
+
+def test_rtmdet_config_is_mmdets_with_our_backbone():
+    """Field by field the installed mmdet's rtmdet_l_convnext_b_4xb32-100e_coco.py (its placeholder resolved by
+    mmengine), but for the backbone, the constructor, the added hooks and what the docstring says differs."""
+    mmdet_config = Path(mmdet.__file__).parent / '.mim/configs/rtmdet/rtmdet_l_convnext_b_4xb32-100e_coco.py'
+    theirs = unscoped(Config.fromfile(mmdet_config, import_custom_modules=False).to_dict())
+    ours = unscoped(load(RTMDET).to_dict())
+    assert ours.pop('custom_imports') == dict(imports=['convnext_dense'], allow_failed_imports=False)
+    assert theirs.pop('custom_imports')['imports'] == ['mmpretrain.models']
+    assert ours['model'].pop('backbone') == dict(
+        type='convnext_dense.ConvNeXt', arch='base', out_indices=(1, 2, 3), drop_path_rate=0.7,
+        layer_scale_init_value=1.0, with_cp=True, init_cfg=dict(
+            type='Pretrained', prefix='backbone.',
+            checkpoint='checkpoints/convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth'))
+    assert theirs['model'].pop('backbone')['type'] == 'mmpretrain.ConvNeXt'
+    assert ours['optim_wrapper'].pop('constructor') == 'convnext_dense.ConvNeXtLayerDecayOptimizerConstructor'
+    assert theirs['optim_wrapper'].pop('constructor') == 'LearningRateDecayOptimizerConstructor'
+    assert ours.pop('custom_hooks') == theirs.pop('custom_hooks') + ours.pop('reliability_hooks')
+    assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']
+    theirs['default_hooks']['checkpoint'].pop('type')
+    assert (ours.pop('auto_scale_lr'), theirs.pop('auto_scale_lr')) == (
+        dict(enable=False, base_batch_size=128), dict(enable=False, base_batch_size=16))
+    assert os.path.basename(ours.pop('checkpoint_file')) == os.path.basename(theirs.pop('checkpoint_file'))
+    assert (ours.pop('arch'), ours.pop('out_indices')) == ('base', (1, 2, 3))
+    assert ours == theirs
+
+
+def tiny_v2_or_rtmdet(name: str) -> torch.nn.Module:
+    """The config's detector on a tiny arch (its out_indices kept) with slim heads for 4 classes, at 64 px, without
+    pretrained weights. RTMDet's GroupNorm (32 groups) needs channels in multiples of 32."""
+    cfg = load(name)
+    model, width = cfg.model, 32
+    arch = dict(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256)) if name == RTMDET else TINY
+    model.backbone.arch, model.backbone.init_cfg = arch, None
+    model.neck.in_channels = list(output_shape(arch, model.backbone.out_indices).channels)
+    model.neck.out_channels = width
+    if name == RTMDET:
+        model.bbox_head.in_channels = model.bbox_head.feat_channels = width
+        model.bbox_head.num_classes = 4
+    else:
+        model.data_preprocessor.batch_augments[0].size = (64, 64)
+        model.rpn_head.in_channels = model.rpn_head.feat_channels = width
+        roi = model.roi_head
+        roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = width
+        roi.bbox_head.in_channels, roi.bbox_head.fc_out_channels = width, 64
+        roi.mask_head.in_channels = roi.mask_head.conv_out_channels = width
+        roi.bbox_head.num_classes = roi.mask_head.num_classes = 4
+        model.test_cfg.rpn.max_per_img, model.test_cfg.rcnn.score_thr = 50, 0.0  # untrained: keep some detections
+    return revert_sync_batchnorm(MODELS.build(model))
+
+
+def detection_batch(model: torch.nn.Module, training: bool, with_mask: bool) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for box in ([8.0, 6.0, 40.0, 50.0], [20.0, 24.0, 60.0, 58.0]):
+        sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0)))
+        instances = InstanceData(bboxes=torch.tensor([box]), labels=torch.tensor([3]))
+        if with_mask:
+            mask = np.zeros((1, 64, 64), np.uint8)
+            mask[0, int(box[1]):int(box[3]), int(box[0]):int(box[2])] = 1
+            instances.masks = BitmapMasks(mask, 64, 64)
+        sample.gt_instances = instances
+        samples.append(sample)
+    images = [torch.randint(0, 256, (3, 64, 64), generator=gen, dtype=torch.uint8) for _ in samples]
+    return model.data_preprocessor(dict(inputs=images, data_samples=samples), training)
+
+
+@pytest.mark.parametrize('name', ['mask_rcnn_convnext_v2_b', RTMDET])
+def test_new_detectors_run_a_loss_and_a_predict_step(name):
+    model = tiny_v2_or_rtmdet(name)
+    with_mask = name != RTMDET
+    model.train()
+    losses = model(**detection_batch(model, True, with_mask), mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k for v in (v if isinstance(v, list) else [v]))
+    assert torch.isfinite(total)
+    total.backward()
+    first = model.backbone.stages[1][0]
+    assert first.pwconv1.weight.grad is not None and first.pwconv1.weight.grad.abs().sum() > 0
+    if first.grn is not None:
+        assert first.grn.gamma.grad is not None
+    model.eval()
+    with torch.no_grad():
+        results = model(**detection_batch(model, False, with_mask), mode='predict')
+    assert len(results) == 2
+    for result in results:
+        assert len(result.pred_instances) and torch.isfinite(result.pred_instances.bboxes).all()
+        if with_mask:
+            assert result.pred_instances.masks.shape[-2:] == (64, 64)
+
+
+def test_rtmdet_backbone_loads_and_applies_mmpretrains_final_norm(tmp_path):
+    """mmpretrain's classification file keeps its final LayerNorm as backbone.norm3: RTMDet's stage-3 map goes
+    through it (mmpretrain's gap_before_final_norm=False), norm1 and norm2 start at init."""
+    source = randomize(ConvNeXt(TINY, layer_scale_init_value=1.0)).eval()
+    renamed = {re.sub(r'\.pwconv(\d)\.', r'.pointwise_conv\1.', k.replace('.dwconv.', '.depthwise_conv.')): v
+               for k, v in source.state_dict().items() if k.startswith(('downsample', 'stages', 'norm3'))}
+    path = tmp_path / 'mmpretrain.pth'
+    torch.save(dict(state_dict={**{'backbone.' + k: v for k, v in renamed.items()},
+                                'head.fc.weight': torch.zeros(10, 32), 'head.fc.bias': torch.zeros(10)}), path)
+    backbone_cfg = load(RTMDET).model.backbone
+    backbone_cfg.arch, backbone_cfg.init_cfg.checkpoint = TINY, str(path)
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    assert torch.equal(backbone.norm3.weight, source.norm3.weight)
+    assert torch.equal(backbone.norm1.weight, torch.ones(16))
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.eval()(image)[-1], source(image)[-1], rtol=0, atol=1e-5)

@@ -6,6 +6,7 @@ the inverse is checked by a round trip through this file's own transcription of 
 (ConvNeXt-V2 ``utils.py``), not through ``convnext_dense.checkpoint``, so loader and test cannot share a mistake.
 """
 import math
+import os
 import re
 from collections import OrderedDict
 from typing import Dict
@@ -19,6 +20,8 @@ from conftest import REPO, TINY, randomize, run_tool
 from convnext_dense import ConvNeXt
 from convnext_dense.checkpoint import OFFICIAL_CHECKPOINTS, load_backbone_checkpoint
 from convnext_dense.layers import GRN
+from convnext_dense.synthetic.ade import write_ade_demo
+from convnext_dense.synthetic.coco import write_coco_demo
 
 V2 = dict(arch=TINY, use_grn=True, layer_scale_init_value=0.0)
 DECODER = {'mask_token': (1, 16, 1, 1), 'proj.weight': (16, 32, 1, 1), 'proj.bias': (16,),
@@ -198,3 +201,36 @@ def test_half_onnx_export_reduces_grn_in_float32_and_runs_finite(tmp_path):
     for g, e in zip(got, expected, strict=True):
         assert np.isfinite(g).all()
         np.testing.assert_allclose(g.astype(np.float32), e.numpy(), rtol=0, atol=0.05)
+
+
+CONFIG_ARCH = dict(depths=(1, 1, 1, 1), channels=(8, 16, 24, 32))  # the arch of tests/configs/tiny_{det,seg}_v2.py
+FAST = ['train_dataloader.num_workers=0', 'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
+
+
+def test_v2_detector_trains_from_an_fcmae_file_through_train_py(tmp_path):
+    """The V2 Mask R-CNN recipe, shrunk, trains and evaluates through tools/train.py from an FCMAE file."""
+    write_coco_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
+    source = randomize(ConvNeXt(CONFIG_ARCH, use_grn=True, layer_scale_init_value=0.0))
+    weights = fcmae_file(source, tmp_path / 'convnextv2_tiny_fcmae.pt')
+    env = dict(os.environ, COCO_ROOT=f'{tmp_path / "data"}/', CONVNEXT_PRETRAINED=weights)
+    log = run_tool('tools/train.py', 'tests/configs/tiny_det_v2.py', '--work-dir', str(tmp_path / 'work'),
+                   '--cfg-options', *FAST, env=env)
+    assert 'fcmae layout' in log and 'pre-training decoder), skipped (7)' in log
+    assert re.search(r'Epoch\(train\) \[1\]\[2/2\].*loss: ', log) and re.search(r'coco/segm_mAP: ', log)
+
+
+def test_v2_segmentor_trains_from_an_official_v2_file_through_train_py(tmp_path):
+    """The V2 UperNet recipe, shrunk, trains and evaluates through tools/train.py from an official V2 (ImageNet
+    fine-tuned) file, whose GRN tensors are (1, 1, 1, C)."""
+    write_ade_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
+    source = randomize(ConvNeXt(CONFIG_ARCH, use_grn=True, layer_scale_init_value=0.0))
+    official = {k: v.reshape(1, 1, 1, -1) if '.grn.' in k else v for k, v in source.state_dict().items()
+                if not k.startswith('norm')}
+    weights = str(tmp_path / 'convnextv2_tiny_1k_224_ema.pt')
+    torch.save({'model': {**official, 'norm.weight': torch.ones(32), 'norm.bias': torch.zeros(32),
+                          'head.weight': torch.zeros(10, 32), 'head.bias': torch.zeros(10)}}, weights)
+    env = dict(os.environ, ADE20K_ROOT=str(tmp_path / 'data'), CONVNEXT_PRETRAINED=weights)
+    log = run_tool('tools/train.py', 'tests/configs/tiny_seg_v2.py', '--work-dir', str(tmp_path / 'work'),
+                   '--cfg-options', *FAST, env=env)
+    assert 'official layout' in log and 'classifier head, pre-training decoder), skipped (4)' in log
+    assert re.search(r'Iter\(train\) \[2/2\].*loss: ', log) and re.search(r'mIoU: \d', log)

@@ -1,21 +1,7 @@
-"""What every convnext_dense config runs with, whichever tool builds the Runner from it (ours, mmdet's and mmseg's
-``tools/train.py`` / ``tools/test.py``, ``mim train``, ``Runner.from_cfg``); see ``convnext_dense/hooks.py``.
+"""The run-time guarantees of ``reliability_hooks.py`` as a config's ``custom_hooks``: what every shipped config
+inherits, whichever tool builds the Runner from it.
 
-* ``convnext_dense.AtomicCheckpointHook`` (``checkpoint_hook``, which each toolkit base puts in its
-  ``default_hooks.checkpoint``): a kill at any moment leaves ``last_checkpoint`` naming a complete file.
-* ``convnext_dense.DatasetCheckHook``: bad data (a missing or truncated image, an unknown category id, a label
-  above the class count) fails at start-up with one line naming the file and the value.
-* ``convnext_dense.NonFiniteLossHook``: training stops at the first NaN / inf loss, before a checkpoint of the
-  diverged weights is written.
-* ``convnext_dense.CheckpointFitHook``: a ``load_from`` / ``--resume`` / test checkpoint of another model or another
-  arch is refused instead of loading with warnings.
-
-A config that sets its own ``custom_hooks`` keeps these with ``custom_hooks = [*_base_.custom_hooks, ...]``. The
-toolkit bases import ``convnext_dense`` (``custom_imports``), which registers the hooks.
+A config that sets its own ``custom_hooks`` keeps these with ``custom_hooks = [*_base_.custom_hooks, ...]``.
 """
-checkpoint_hook = dict(type='convnext_dense.AtomicCheckpointHook')
-custom_hooks = [
-    dict(type='convnext_dense.DatasetCheckHook'),
-    dict(type='convnext_dense.NonFiniteLossHook'),
-    dict(type='convnext_dense.CheckpointFitHook'),
-]
+_base_ = ['./reliability_hooks.py']
+custom_hooks = _base_.reliability_hooks

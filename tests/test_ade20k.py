@@ -275,7 +275,7 @@ def test_v2_config_matches_the_published_recipe(name):
     assert [t.prob for t in flips] == [0.0, 1.0]
 
 
-@pytest.mark.parametrize('name', sorted(V2_RECIPES))
+@pytest.mark.parametrize('name', ['upernet_convnext_v2_b_512', 'upernet_convnext_v2_h_640_in22k'])  # one per crop
 def test_v2_segmentor_runs_a_loss_and_a_predict_step(name):
     cfg = tiny(load(name))
     cfg.model.data_preprocessor.size = cfg.model.test_cfg.crop_size = (64, 64)  # a 64 px batch, one window

@@ -26,7 +26,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop, find_latest_checkpoint
-from torch import Tensor
+from torch import Tensor, nn
 
 from .backbone import ConvNeXt
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
@@ -152,20 +152,31 @@ class CheckpointFitHook(Hook):
         # mmengine loads into the wrapped model of a DDP wrapper and of a test-time-augmentation model alike
         wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
         model = runner.model.module if wrapped else runner.model
-        state = checkpoint.get('state_dict', checkpoint)
-        state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
-                 for key, value in state.items() if isinstance(value, Tensor)}
-        own = model.state_dict()
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
-        source = runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
-        fitting = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
-        if not fitting:
-            raise ValueError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
-                             f'{type(model).__name__} of this config (its keys start {_first(state)}, the '
-                             f"model's {_first(own)}); it is a checkpoint of another model")
-        backbone = getattr(model, 'backbone', None)
-        if isinstance(backbone, ConvNeXt):
-            _check_backbone(backbone, state, source)
+        check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Raise a ``ValueError`` naming ``source`` when none of the checkpoint's tensors fits ``model``, or when a
+    ConvNeXt backbone tensor has another shape (the file's likely arch is named).
+
+    Args:
+        model: The model the checkpoint is loaded into (not a wrapper).
+        checkpoint: The checkpoint as read: a ``state_dict`` container or the state dict itself.
+        source: The file's name, for the message.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
+             for key, value in state.items() if isinstance(value, Tensor)}
+    own = model.state_dict()
+    fitting = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
+    if not fitting:
+        raise ValueError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
+                         f'{type(model).__name__} of this config (its keys start {_first(state)}, the '
+                         f"model's {_first(own)}); it is a checkpoint of another model")
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, ConvNeXt):
+        _check_backbone(backbone, state, source)
 
 
 def _first(keys: Sequence[str], count: int = 3) -> str:

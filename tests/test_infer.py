@@ -9,6 +9,7 @@ import os
 import re
 import runpy
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-from conftest import REPO, finish, kill_while_writing, read_config, run_tool, tool
+from conftest import REPO, finish, kill_while_writing, read_config, tool
 from convnext_dense import ConvNeXt
 from convnext_dense.hooks import PARTIAL_SUFFIX
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
@@ -66,9 +67,15 @@ def trained(tmp_path_factory):
     writer.release()
     for run in runs:
         finish(run)
+    found = dict(root=root, env=env, det=root / 'det' / 'epoch_1.pth', seg=root / 'seg' / 'iter_2.pth')
+    # the command-line runs go on in the background while the tests in this process run
+    found['cli'] = {toolkit: infer_cli(found, toolkit, root / f'out_{toolkit}') for toolkit in ('det', 'seg')}
+    found['cli']['export'] = tool('tools/export_onnx.py', str(SEG), '--part', 'model', '--checkpoint',
+                                  str(found['seg']), '--out', str(root / 'upernet.onnx'), '--shape', '96', '128',
+                                  '--verify', env=env)
     saved = {key: os.environ.get(key) for key in roots}
     os.environ.update(roots)  # the configs read their data roots when parsed
-    yield dict(root=root, env=env, det=root / 'det' / 'epoch_1.pth', seg=root / 'seg' / 'iter_2.pth')
+    yield found
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key)
@@ -76,11 +83,11 @@ def trained(tmp_path_factory):
             os.environ[key] = value
 
 
-def infer_cli(trained, toolkit: str, out: Path, *extra: str) -> str:
-    """tools/infer.py on the photo, the folder and the video."""
+def infer_cli(trained, toolkit: str, out: Path) -> subprocess.Popen:
+    """Start tools/infer.py on the photo, the folder and the video."""
     config = DET if toolkit == 'det' else SEG
-    return run_tool('tools/infer.py', str(config), str(trained[toolkit]), str(PHOTO), str(trained['root'] / 'photos'),
-                    str(trained['root'] / 'clip.mp4'), '--out-dir', str(out), *extra, env=trained['env'])
+    return tool('tools/infer.py', str(config), str(trained[toolkit]), str(PHOTO), str(trained['root'] / 'photos'),
+                str(trained['root'] / 'clip.mp4'), '--out-dir', str(out), env=trained['env'])
 
 
 @pytest.fixture(scope='module')
@@ -107,28 +114,6 @@ def check_outputs(out: Path, printed: str, suffix: str) -> None:
     assert not list(out.rglob('*' + PARTIAL_SUFFIX + '*'))
     assert '6/6' in printed  # the progress bar over 3 images and 3 frames
     assert re.search(r'infer\.py: 3 images and 1 video \(3 frames\) in [\d.]+ s, [\d.]+ s per image', printed)
-
-
-def test_infer_detection_cli(trained, tmp_path):
-    """A photo, a folder (recursive) and a video: drawn results and a JSON per image and frame (the masks are checked
-    in test_detection_json_holds_the_predictions)."""
-    printed = infer_cli(trained, 'det', tmp_path)
-    check_outputs(tmp_path, printed, '.json')
-    record = json.loads((tmp_path / 'preds' / f'{PHOTO.stem}.json').read_text())
-    height, width = cv2.imread(str(PHOTO)).shape[:2]
-    assert record['classes'] == list(SHAPES) and (record['height'], record['width']) == (height, width)
-    assert record['image'] == PHOTO.name
-    # a barely trained detector scores every class near 1 / (classes + 1), below the default threshold of 0.3
-    assert record['labels'] == record['scores'] == record['bboxes'] == record['masks'] == []
-
-
-def test_infer_segmentation_cli(trained, tmp_path):
-    """The same inputs: drawn results, and a label PNG per image and frame with the config's class indices."""
-    printed = infer_cli(trained, 'seg', tmp_path)
-    check_outputs(tmp_path, printed, '.png')
-    labels = cv2.imread(str(tmp_path / 'preds' / f'{PHOTO.stem}.png'), cv2.IMREAD_UNCHANGED)
-    assert labels.dtype == np.uint8 and labels.shape == cv2.imread(str(PHOTO)).shape[:2]
-    assert set(np.unique(labels)) <= set(range(len(CLASSES)))
 
 
 def predict(inferencer, image: np.ndarray):
@@ -285,20 +270,6 @@ def test_any_size_pooling_is_adaptive_average_pooling(shape):
         torch.testing.assert_close(AdaptiveAvgPool2dAnySize(bins)(x), torch.nn.AdaptiveAvgPool2d(bins)(x))
 
 
-def test_export_segmentor_verified_on_the_photo(trained, tmp_path):
-    """The whole segmentor with dynamic size: onnxruntime matches PyTorch at the export size and two others, none a
-    multiple of 32 but the first."""
-    out = tmp_path / 'upernet.onnx'
-    printed = run_tool('tools/export_onnx.py', str(SEG), '--part', 'model', '--checkpoint', str(trained['seg']),
-                       '--out', str(out), '--shape', '96', '128', '--verify', env=trained['env'])
-    checks = re.findall(r'at (\d+) x (\d+): max abs difference (\S+), labels agree on ([\d.]+)%', printed)
-    assert [(int(h), int(w)) for h, w, _, _ in checks] == verify_shapes((96, 128)), printed[-2000:]
-    assert all(float(diff) <= 1e-4 and float(agree) >= 99.9 for _, _, diff, agree in checks)
-    graph = onnx.load(str(out))
-    assert [o.name for o in graph.graph.output] == ['scores', 'labels']
-    assert [d.dim_param != '' for d in graph.graph.input[0].type.tensor_type.shape.dim] == [True, False, True, True]
-
-
 def test_export_detector_backbone_and_fpn(trained, tmp_path):
     graph = build_graph(str(DET), str(trained['det']))
     out = str(tmp_path / 'fpn.onnx')
@@ -307,3 +278,40 @@ def test_export_detector_backbone_and_fpn(trained, tmp_path):
     results = verify_graph(graph, out, verify_shapes((96, 128)))
     assert all(result['max_abs_diff'] <= 1e-4 for result in results.values()), results
     assert photo((70, 90)).shape == (1, 3, 70, 90)
+
+
+# The command-line runs, started by the fixture, last: the tests above run meanwhile
+
+def test_infer_detection_cli(trained):
+    """A photo, a folder (recursive) and a video: drawn results and a JSON per image and frame (the masks are checked
+    in test_detection_json_holds_the_predictions)."""
+    out = trained['root'] / 'out_det'
+    check_outputs(out, finish(trained['cli']['det']), '.json')
+    record = json.loads((out / 'preds' / f'{PHOTO.stem}.json').read_text())
+    height, width = cv2.imread(str(PHOTO)).shape[:2]
+    assert record['classes'] == list(SHAPES) and (record['height'], record['width']) == (height, width)
+    assert record['image'] == PHOTO.name
+    # a barely trained detector scores every class near 1 / (classes + 1), below the default threshold of 0.3
+    assert record['labels'] == record['scores'] == record['bboxes'] == record['masks'] == []
+
+
+def test_infer_segmentation_cli(trained):
+    """The same inputs: drawn results, and a label PNG per image and frame with the config's class indices."""
+    out = trained['root'] / 'out_seg'
+    check_outputs(out, finish(trained['cli']['seg']), '.png')
+    labels = cv2.imread(str(out / 'preds' / f'{PHOTO.stem}.png'), cv2.IMREAD_UNCHANGED)
+    assert labels.dtype == np.uint8 and labels.shape == cv2.imread(str(PHOTO)).shape[:2]
+    assert set(np.unique(labels)) <= set(range(len(CLASSES)))
+
+
+def test_export_segmentor_verified_on_the_photo(trained):
+    """The whole segmentor with dynamic size: onnxruntime matches PyTorch at the export size and two others, none a
+    multiple of 32 but the first."""
+    out = trained['root'] / 'upernet.onnx'
+    printed = finish(trained['cli']['export'])
+    checks = re.findall(r'at (\d+) x (\d+): max abs difference (\S+), labels agree on ([\d.]+)%', printed)
+    assert [(int(h), int(w)) for h, w, _, _ in checks] == verify_shapes((96, 128)), printed[-2000:]
+    assert all(float(diff) <= 1e-4 and float(agree) >= 99.9 for _, _, diff, agree in checks)
+    graph = onnx.load(str(out))
+    assert [o.name for o in graph.graph.output] == ['scores', 'labels']
+    assert [d.dim_param != '' for d in graph.graph.input[0].type.tensor_type.shape.dim] == [True, False, True, True]

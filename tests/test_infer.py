@@ -84,10 +84,10 @@ def trained(tmp_path_factory):
 
 
 def infer_cli(trained, toolkit: str, out: Path) -> subprocess.Popen:
-    """Start tools/infer.py on the photo, the folder and the video."""
-    config = DET if toolkit == 'det' else SEG
+    """Start tools/infer.py on the photo, the folder and the video (segmentation: two images per forward pass)."""
+    config, batch = (DET, '1') if toolkit == 'det' else (SEG, '2')
     return tool('tools/infer.py', str(config), str(trained[toolkit]), str(PHOTO), str(trained['root'] / 'photos'),
-                str(trained['root'] / 'clip.mp4'), '--out-dir', str(out), env=trained['env'])
+                str(trained['root'] / 'clip.mp4'), '--out-dir', str(out), '--batch-size', batch, env=trained['env'])
 
 
 @pytest.fixture(scope='module')

@@ -22,7 +22,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: draw and write detections scoring at least this (default: %(default)s)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ... (default: %(default)s)')
-    parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='video frames per forward pass; images go one at a time (default: %(default)s)')
     return parser.parse_args()
 
 

@@ -249,9 +249,12 @@ def run_inference(inferencer: BaseInferencer, sources: Sequence[Source], out_dir
         sources: From ``collect_inputs``.
         out_dir: Where ``vis/`` and ``preds/`` go.
         score_thr: Detections below this score are neither drawn nor written. Default: 0.3.
-        batch_size: Images (or frames) per forward pass. Default: 1.
+        batch_size: Video frames per forward pass; images go one at a time (their sizes differ, which mmseg's
+            batching refuses). Default: 1.
         progress: Show a progress bar over the images and frames. Default: True.
     """
+    if batch_size < 1:
+        raise ValueError(f'batch_size={batch_size}: must be at least 1')
     counts = [frame_count(source) for source in sources]  # a broken video fails before any work
     summary, start = Summary(), time.perf_counter()
     bar = ProgressBar(sum(counts)) if progress else None

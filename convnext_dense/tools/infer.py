@@ -127,9 +127,10 @@ class FittingWeights:
 
 def predicted_classes(model: nn.Module) -> Optional[int]:
     """How many classes the model's (last) box or decode head predicts; None when it has no such head."""
-    roi_head = getattr(model, 'roi_head', None)
-    head = getattr(model, 'decode_head', None) or getattr(roi_head, 'bbox_head', None) or getattr(model, 'bbox_head',
-                                                                                                  None)
+    head = getattr(model, 'decode_head', None)
+    if head is None:  # two-stage detectors predict classes in the RoI head, one-stage ones in bbox_head
+        roi_head = getattr(model, 'roi_head', None)
+        head = getattr(roi_head, 'bbox_head', None) if roi_head is not None else getattr(model, 'bbox_head', None)
     if isinstance(head, nn.ModuleList):
         head = head[-1]
     return getattr(head, 'num_classes', None)
@@ -159,7 +160,7 @@ def build_inferencer(config: str, checkpoint: str, device: str = 'cpu') -> BaseI
 
 @dataclass
 class Summary:
-    """What a run did: images and videos read, frames among the images, seconds spent."""
+    """What a run did: the images, the videos and their frames it predicted on, and the seconds it took."""
     images: int = 0
     videos: int = 0
     frames: int = 0

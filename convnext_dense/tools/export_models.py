@@ -8,8 +8,9 @@ configs test with a sliding window; whole-image inference of the same weights di
 their argmax). The detector graph outputs the neck's maps, ``fpn0`` .. (stride 4, 8, ...); its RoI heads need mmcv's
 custom ops (RoIAlign, NMS) and are not exported.
 
-``nn.AdaptiveAvgPool2d`` (UperNet's pyramid pooling at scales 1, 2, 3, 6) is exported by torch as a pooling whose
-kernel is fixed at the traced size, so the graph is only right at that size. ``export_safe`` swaps each one for
+``nn.AdaptiveAvgPool2d`` (UperNet's pyramid pooling at scales 1, 2, 3, 6) is exported by torch with its bins fixed
+at the traced size: right at that size only (torch 2.13: onnxruntime fails at other sizes with an invalid GatherND
+index). ``export_safe`` swaps each one for
 ``AdaptiveAvgPool2dAnySize``, the same bins computed from the input's size as two averaging matrices.
 """
 import copy

@@ -73,6 +73,7 @@ def trained(tmp_path_factory):
     found['cli']['export'] = tool('tools/export_onnx.py', str(SEG), '--part', 'model', '--checkpoint',
                                   str(found['seg']), '--out', str(root / 'upernet.onnx'), '--shape', '96', '128',
                                   '--verify', env=env)
+    found['cli']['kill'] = start_to_be_killed(found, root / 'kill')
     saved = {key: os.environ.get(key) for key in roots}
     os.environ.update(roots)  # the configs read their data roots when parsed
     yield found
@@ -136,18 +137,12 @@ def test_detection_json_holds_the_predictions(trained, det_inferencer, tmp_path)
 
 @pytest.mark.parametrize('toolkit', ['det', 'seg'])
 def test_class_names_come_from_the_config_when_the_checkpoint_has_none(trained, tmp_path, toolkit):
-    """A checkpoint of weights only: mmdet falls back to the 80 COCO names (mmseg to the 19 Cityscapes ones); ours
-    takes the config's 4 shapes (det) or 5 classes (seg)."""
+    """A checkpoint of weights only (mmdet's inferencer would name the 80 COCO classes, mmseg's the 19 Cityscapes
+    ones): the config's 4 shapes (det) or 5 classes (seg)."""
     state = torch.load(trained[toolkit], map_location='cpu', weights_only=False)['state_dict']
     bare = tmp_path / 'weights_only.pth'
     torch.save(dict(state_dict=state), bare)
-    config = str(DET if toolkit == 'det' else SEG)
-    if toolkit == 'det':
-        from mmdet.apis import DetInferencer as Stock
-    else:
-        from mmseg.apis import MMSegInferencer as Stock
-    assert len(Stock(model=config, weights=str(bare), device='cpu').model.dataset_meta['classes']) in (80, 19)
-    ours = infer.build_inferencer(config, str(bare))
+    ours = infer.build_inferencer(str(DET if toolkit == 'det' else SEG), str(bare))
     assert tuple(ours.model.dataset_meta['classes']) == (tuple(SHAPES) if toolkit == 'det' else CLASSES)
 
 
@@ -197,24 +192,17 @@ def test_bad_device_checkpoint_and_files(trained, seg_inferencer, tmp_path):
         infer.collect_inputs([str(trained['root'] / 'photos' / 'a.jpg'), str(trained['root'] / 'photos')])
 
 
-def test_a_kill_leaves_only_complete_files(trained, tmp_path):
-    """SIGKILL while the drawing of the first image is being written: its final name never appears, every file
-    under a final name is complete."""
-    big = tmp_path / 'in' / 'big.png'
-    big.parent.mkdir()
+def start_to_be_killed(trained, root: Path) -> subprocess.Popen:
+    """Start tools/infer.py on a folder whose first image's drawing goes into a named pipe, where the run waits for
+    test_a_kill_leaves_only_complete_files to read from it."""
+    big = root / 'in' / 'big.png'
+    big.parent.mkdir(parents=True)
     cv2.imwrite(str(big), cv2.resize(cv2.imread(str(PHOTO)), (1024, 1200)))  # its drawing: megabytes of PNG
-    shutil.copy(trained['root'] / 'photos' / 'a.jpg', tmp_path / 'in' / 'c.jpg')
-    out = tmp_path / 'out'
-    (out / 'vis').mkdir(parents=True)
-    fifo = out / 'vis' / ('big.png' + PARTIAL_SUFFIX)
-    os.mkfifo(fifo)
-    proc = tool('tools/infer.py', str(SEG), str(trained['seg']), str(big.parent), '--out-dir', str(out),
+    shutil.copy(trained['root'] / 'photos' / 'a.jpg', big.parent / 'c.jpg')
+    (root / 'out' / 'vis').mkdir(parents=True)
+    os.mkfifo(root / 'out' / 'vis' / ('big.png' + PARTIAL_SUFFIX))
+    return tool('tools/infer.py', str(SEG), str(trained['seg']), str(big.parent), '--out-dir', str(root / 'out'),
                 env=trained['env'])
-    assert kill_while_writing(proc, fifo).startswith(b'\x89PNG')
-    assert not (out / 'vis' / 'big.png').exists()
-    for path in out.rglob('*'):
-        if path.is_file() and PARTIAL_SUFFIX not in path.name:
-            assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None, path
 
 
 def test_mm_apis_with_a_train_py_checkpoint(trained, seg_inferencer, tmp_path):
@@ -315,3 +303,15 @@ def test_export_segmentor_verified_on_the_photo(trained):
     graph = onnx.load(str(out))
     assert [o.name for o in graph.graph.output] == ['scores', 'labels']
     assert [d.dim_param != '' for d in graph.graph.input[0].type.tensor_type.shape.dim] == [True, False, True, True]
+
+
+def test_a_kill_leaves_only_complete_files(trained):
+    """SIGKILL while the drawing of the first image is being written: its final name never appears, every file
+    under a final name is complete."""
+    out = trained['root'] / 'kill' / 'out'
+    assert kill_while_writing(trained['cli']['kill'], out / 'vis' / ('big.png' + PARTIAL_SUFFIX)).startswith(b'\x89PNG')
+    assert not (out / 'vis' / 'big.png').exists()
+    assert (out / 'preds' / 'big.png').is_file()  # written before the drawing
+    for path in out.rglob('*'):
+        if path.is_file() and PARTIAL_SUFFIX not in path.name:
+            assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None, path

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .backbone import ConvNeXt
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
-from .checkpoint.loading import shape_mismatch
+from .checkpoint.loading import check_tensor_fits
 from .dataset_checks import check_dataset_config, check_labels, check_samples
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
@@ -176,9 +176,9 @@ def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -
     own = backbone.state_dict()
     file_backbone = {k[len(WHOLE_MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(WHOLE_MODEL_PREFIX)}
     for name, value in file_backbone.items():
-        if name in own and own[name].shape != value.shape:
-            raise shape_mismatch(source, WHOLE_MODEL_PREFIX + name, value.shape, own[name].shape, file_backbone,
-                                 backbone, setting='model.backbone.arch')
+        if name in own:
+            check_tensor_fits(source, WHOLE_MODEL_PREFIX + name, value, own[name], file_backbone, backbone,
+                              setting='model.backbone.arch')
 
 
 class DatasetCheckHook(Hook):

@@ -77,7 +77,31 @@ def _unwrap(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
                          f'with one under {CONTAINERS}')
     container = next((key for key in CONTAINERS if isinstance(checkpoint.get(key), Mapping)), None)
     state_dict = checkpoint[container] if container else checkpoint
+    check_keys(state_dict, path)
     return {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}, container
+
+
+def check_keys(state_dict: Mapping, path: str) -> None:
+    """Raise a ValueError naming the file if a key of ``state_dict`` is not a str (no state dict has one)."""
+    bad = next((key for key in state_dict if not isinstance(key, str)), None)
+    if bad is not None:
+        raise ValueError(f'checkpoint {path!r}: its state dict has the key {bad!r} ({type(bad).__name__}); a state '
+                         'dict maps str names to tensors')
+
+
+def check_tensor_fits(source: str, key: str, tensor: Tensor, own: Tensor, file_backbone: Mapping[str, Tensor],
+                      model: nn.Module, setting: str = 'arch') -> None:
+    """Raise a ValueError if a file's backbone tensor cannot be copied into the model's ``own``.
+
+    A shape that differs is ``shape_mismatch``; a tensor that is not of a real floating-point dtype where the model's
+    is (an integer, bool or complex tensor) holds no weights and would be cast silently. fp16 / bf16 / fp64 files
+    load, converted.
+    """
+    if tensor.shape != own.shape:
+        raise shape_mismatch(source, key, tensor.shape, own.shape, file_backbone, model, setting)
+    if own.is_floating_point() and not tensor.is_floating_point():
+        raise ValueError(f'checkpoint {source}: {key} is a {tensor.dtype} tensor in the file but {own.dtype} in the '
+                         'model; weights are floating-point tensors: the file is corrupt or not a ConvNeXt checkpoint')
 
 
 @dataclass
@@ -225,8 +249,7 @@ def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
                          f'{abridge(mapped.unexpected or list(mapped.state_dict) or list(mapped.outside))}. Known '
                          f'layouts: {", ".join(LAYOUT_NAMES)}; a backbone inside a whole model needs its prefix')
     for key, tensor in to_load.items():
-        if tensor.shape != own[key].shape:
-            raise shape_mismatch(repr(mapped.path), key, tensor.shape, own[key].shape, mapped.state_dict, model)
+        check_tensor_fits(repr(mapped.path), key, tensor, own[key], mapped.state_dict, model)
     model.load_state_dict(to_load, strict=False)
     norms = [f'norm{i}' for i in model.out_indices]
     report = LoadReport(

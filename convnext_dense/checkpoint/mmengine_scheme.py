@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
-from .loading import map_whole_model, read_convnext_checkpoint
+from .loading import check_keys, map_whole_model, read_convnext_checkpoint
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
 
@@ -23,9 +23,14 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
     The rest of the checkpoint (meta, optimizer, message hub) is returned unchanged for mmengine's runner.
     """
     checkpoint = read_convnext_checkpoint(filename, map_location)
-    if not isinstance(checkpoint, Mapping):
-        return checkpoint  # mmengine reports non-dict checkpoints itself
-    holder = 'state_dict' if isinstance(checkpoint.get('state_dict'), Mapping) else None
+    if not isinstance(checkpoint, Mapping):  # mmengine's runner would fail on it with an AttributeError
+        raise ValueError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
+                         'dict or a checkpoint')
+    holder = 'state_dict' if 'state_dict' in checkpoint else None  # where mmengine's runner looks
+    if holder and not isinstance(checkpoint[holder], Mapping):
+        raise ValueError(f"checkpoint {filename!r}: its 'state_dict' is a {type(checkpoint[holder]).__name__}, not "
+                         'a dict of tensors')
+    check_keys(checkpoint[holder] if holder else checkpoint, filename)
     state_dict, layout = map_whole_model(checkpoint[holder] if holder else checkpoint)
     if layout is None:
         return checkpoint  # not a ConvNeXt backbone of a known layout

@@ -12,7 +12,6 @@ from typing import Any, Callable, ContextManager, List, Tuple, Union
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
-from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer's default statistics methods
@@ -73,21 +72,25 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is a URL, or the file is truncated, corrupt, not a checkpoint, or needs unpickling of
-            anything beyond tensors, containers and the allow-listed globals.
+        ValueError: ``path`` is a URL or not a regular file (a directory), or the file is truncated, corrupt, not a
+            checkpoint, or needs unpickling of anything beyond tensors, containers and the allow-listed globals. The
+            message is one line naming the file, whatever the parser met.
     """
     path = os.path.expanduser(os.fspath(path))
     if '://' in path:
         raise ValueError(f'checkpoint {path!r} is a URL; convnext_dense reads local files only: download it and '
                          'pass the local path')
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+    if not os.path.isfile(path):
+        kind = 'a directory' if os.path.isdir(path) else 'not a regular file'
+        raise ValueError(f'checkpoint {path!r} is {kind}; pass a checkpoint file')
     if path.endswith('.safetensors'):
         try:
             return load_safetensors(path, device='cpu')
-        except SafetensorError as e:
-            raise ValueError(f'cannot read safetensors file {path!r}: {e} (truncated or not a safetensors '
-                             'file)') from e
+        except Exception as e:  # a parser of an untrusted file: any failure means the file is bad
+            raise ValueError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
+                             'safetensors file)') from e
     try:
         with _allow_listed():
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -100,6 +103,12 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
                          'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
                          f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{upgrade}'
                          ) from e
-    except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError) as e:
-        raise ValueError(f'cannot read checkpoint {path!r}: {type(e).__name__}: {e} (the file is truncated, '
-                         'corrupt or not a PyTorch checkpoint)') from e
+    except Exception as e:  # torch.load parses an untrusted file: struct, assertion, memory errors all mean a bad file
+        raise ValueError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or not a '
+                         'PyTorch checkpoint)') from e
+
+
+def _one_line(error: Exception) -> str:
+    """``Type: first line of the message``: torch's and pybind's messages run over several lines."""
+    lines = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {lines[0].strip() if lines else ""}'

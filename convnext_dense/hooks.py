@@ -94,7 +94,9 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def before_run(self, runner) -> None:
-        """Check what the run resumes from (``convnext_dense.resume``) before mmengine loads anything."""
+        """Check what a training run resumes from (``convnext_dense.resume``) before mmengine loads anything."""
+        if not isinstance(runner._train_loop, BaseLoop):  # testing: nothing is resumed
+            return
         message = check_resume(runner.work_dir, runner.cfg.get('resume'), runner.cfg.get('load_from'))
         if message:
             runner.logger.info(message)
@@ -140,7 +142,7 @@ class AtomicCheckpointHook(CheckpointHook):
             if filename.endswith(PARTIAL_SUFFIX):  # the step checkpoint saved again: _save_checkpoint_with_step's
                 return save(out_dir, filename, *args, **kwargs)
             path = osp.join(out_dir, filename)
-            with stop_on_write_error(path, None):
+            with stop_on_write_error(path, self.last_ckpt):
                 save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
                 if is_main_process():
                     commit(path + PARTIAL_SUFFIX, path)

@@ -42,7 +42,8 @@ def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[
             raise
         url = OFFICIAL_URL + name
         raise FileNotFoundError(f'{e}; it is an official ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
-                                f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`') from None
+                                f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '
+                                'as the checkpoint (downloaded once into the cache)') from None
 
 
 def abridge(keys: Sequence[str]) -> str:
@@ -251,7 +252,7 @@ def load_backbone_checkpoint(model: nn.Module,
 
     Args:
         model: The ``convnext_dense.ConvNeXt`` backbone.
-        path: Local checkpoint file (``.pth``, ``.bin``, ``.safetensors``, ...).
+        path: Local checkpoint file (``.pth``, ``.bin``, ``.safetensors``, ...) or its http(s) URL (cached).
         prefix: Prefix of the backbone keys in the file; '' for none; None detects it. Default: None.
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 

@@ -17,13 +17,17 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_http
 from torch import nn
 
 from conftest import REPO, TINY, finish, last_line, output, randomize, tool
 from convnext_dense import ConvNeXt, load_backbone_checkpoint
 from convnext_dense.checkpoint import download as dl
-from convnext_dense.checkpoint.mmengine_scheme import load_from_local_safe
+from convnext_dense.checkpoint.mmengine_scheme import (
+    install_safe_checkpoint_loader,
+    load_from_local_safe,
+    uninstall_safe_checkpoint_loader,
+)
 from convnext_dense.tools.convert import convert_checkpoint
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
@@ -234,3 +238,13 @@ def test_test_tool_reads_a_url_and_the_converter_fails_in_one_line(server, cache
     assert last_line(finish(convert, ok=False)) == \
         f'convert_checkpoint: error: cannot download {gone} to {dl.cache_path(gone)}: HTTP 404 Not Found'
     assert sorted(server.requests) == ['/gone.pth', '/seg.pth']
+
+
+def test_uninstalling_the_safe_loader_gives_mmengine_its_url_loader_back():
+    url = 'https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224.pth'
+    uninstall_safe_checkpoint_loader()
+    try:
+        assert CheckpointLoader._get_checkpoint_loader(url) is load_from_http
+    finally:
+        install_safe_checkpoint_loader()
+    assert CheckpointLoader._get_checkpoint_loader(url) is load_from_local_safe

@@ -235,8 +235,8 @@ def test_test_tool_reads_a_url_and_the_converter_fails_in_one_line(server, cache
     convert = tool('tools/convert_checkpoint.py', server.url('/gone.pth'), str(tmp_path / 'out.pth'), env=env)
     assert re.search(r'^mIoU: \d', finish(test), re.M)
     gone = server.url('/gone.pth')
-    assert last_line(finish(convert, ok=False)) == \
-        f'convert_checkpoint: error: cannot download {gone} to {dl.cache_path(gone)}: HTTP 404 Not Found'
+    assert last_line(finish(convert, ok=False)) == (f'convert_checkpoint: error: cannot download {gone} to '
+                                                    f'{dl.cache_path(gone)}: HTTP 404 Not Found; nothing was cached')
     assert sorted(server.requests) == ['/gone.pth', '/seg.pth']
 
 

@@ -51,9 +51,9 @@ def cache_path(url: str) -> str:
     """Where ``url`` is cached: ``cache_dir()/<host>[:<port>]/<path of the URL>``."""
     parts = urlsplit(url)
     segments = [s for s in parts.path.split('/') if s]
-    if not parts.hostname or not segments or any(s in ('.', '..') for s in segments):
+    host = (parts.hostname or '') + (f':{parts.port}' if parts.port else '')
+    if not parts.hostname or not segments or any(s in ('.', '..') for s in [host, *segments]):
         raise ValueError(f'checkpoint URL {url!r} names no file: expected http(s)://host/path/file.pth')
-    host = parts.hostname + (f':{parts.port}' if parts.port else '')
     return os.path.join(cache_dir(), host, *segments)
 
 
@@ -79,12 +79,13 @@ def resolve(path: Union[str, os.PathLike]) -> Union[str, os.PathLike]:
     return download(path) if is_url(path) else path
 
 
-def download(url: str, progress: Optional[bool] = None) -> str:
+def download(url: str) -> str:
     """The cached copy of ``url``, downloaded (once, whatever the number of processes asking) if not cached yet.
+
+    A progress bar is shown when stderr is a terminal.
 
     Args:
         url: An http(s) URL; ``#sha256=<hex>`` at its end gives the expected hash.
-        progress: Show a progress bar; None shows one when stderr is a terminal. Default: None.
 
     Returns:
         The local path of the verified file.
@@ -113,18 +114,18 @@ def download(url: str, progress: Optional[bool] = None) -> str:
         lock.acquire()
     try:
         if not os.path.isfile(target):  # else the process that held the lock has downloaded it
-            _download(url, target, want, progress)
+            _download(url, target, want)
     finally:
         lock.release()
     return target
 
 
-def _download(url: str, target: str, want: Optional[Tuple[str, str]], progress: Optional[bool]) -> None:
+def _download(url: str, target: str, want: Optional[Tuple[str, str]]) -> None:
     """Transfer ``url`` to ``target + '.partial'``, verify it, and only then rename it to ``target``."""
     partial = target + '.partial'
     print_log(f'convnext_dense: downloading {url} to {target}', logger='current')
     try:
-        digest = _transfer(url, target, partial, progress)
+        digest = _transfer(url, target, partial)
         if want:
             _verify(url, partial, digest, want, cached=False)
         os.replace(partial, target)
@@ -133,7 +134,7 @@ def _download(url: str, target: str, want: Optional[Tuple[str, str]], progress: 
             os.remove(partial)
 
 
-def _transfer(url: str, target: str, partial: str, progress: Optional[bool]) -> str:
+def _transfer(url: str, target: str, partial: str) -> str:
     """Write the body of ``url`` to ``partial``, flushed to disk; its SHA-256 hex digest."""
     failed = f'cannot download {url} to {target}'
     sha256 = hashlib.sha256()
@@ -142,8 +143,8 @@ def _transfer(url: str, target: str, partial: str, progress: Optional[bool]) -> 
         with urlopen(Request(url, headers={'User-Agent': 'convnext_dense'}), timeout=TIMEOUT_S) as response, \
                 open(partial, 'wb') as file:
             size = response.length  # None without a Content-Length header
-            with tqdm(total=size, unit='B', unit_scale=True, unit_divisor=1024, disable=None if progress is None
-                      else not progress, desc=os.path.basename(target)) as bar:
+            with tqdm(total=size, unit='B', unit_scale=True, unit_divisor=1024, desc=os.path.basename(target),
+                      disable=None) as bar:  # None: shown on a terminal only, not in log files
                 while True:
                     chunk = response.read(CHUNK)
                     if not chunk:
@@ -156,10 +157,11 @@ def _transfer(url: str, target: str, partial: str, progress: Optional[bool]) -> 
             os.fsync(file.fileno())
     except HTTPError as e:
         error = FileNotFoundError if e.code in (404, 410) else OSError
-        raise error(f'{failed}: HTTP {e.code} {e.reason}') from None
+        raise error(f'{failed}: HTTP {e.code} {e.reason}; nothing was cached') from None
     except (URLError, OSError, http.client.HTTPException) as e:  # refused, unknown host, timed out, cut
-        reason = e.reason if isinstance(e, URLError) else e
-        raise OSError(f'{failed}: {type(reason).__name__}: {reason}; nothing was cached') from None
+        reason = e.reason if isinstance(e, URLError) else e  # the exception behind urllib's wrapper
+        detail = f'{type(reason).__name__}: {reason}' if isinstance(reason, BaseException) else reason
+        raise OSError(f'{failed}: {detail}; nothing was cached') from None
     if size is not None and received < size:  # http.client ends the body quietly when the server closes early
         raise OSError(f'{failed}: the connection closed after {received} of {size} bytes; nothing was cached')
     return sha256.hexdigest()

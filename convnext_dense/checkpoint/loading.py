@@ -38,7 +38,7 @@ def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[
     except FileNotFoundError as e:
         path = os.fspath(path)
         name = os.path.basename(path)
-        if name not in OFFICIAL_CHECKPOINTS:
+        if name not in OFFICIAL_CHECKPOINTS or '://' in path:  # a URL's error already names the URL and the cache
             raise
         url = OFFICIAL_URL + name
         raise FileNotFoundError(f'{e}; it is an official ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '

@@ -30,8 +30,8 @@ from mmengine.runner import BaseLoop, find_latest_checkpoint
 from torch import Tensor
 
 from .backbone import ConvNeXt
+from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
-from .checkpoint.loading import check_tensor_fits
 from .dataset_checks import check_dataset_config, check_labels, check_samples
 from .resume import POINTER, check_resume
 

@@ -20,7 +20,7 @@ def convert_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike
     load is logged and returned.
 
     Args:
-        src: The source file.
+        src: The source file, or its http(s) URL (read from the download cache).
         dst: The file to write: a backbone-only state dict (``.safetensors`` if it ends so, else ``torch.save``), or
             with ``whole_model`` an mmdet / mmseg checkpoint ``{'state_dict': {'backbone.*': ..., <the source's
             other non-classifier keys, e.g. neck, heads>}, 'meta': ...}``.

@@ -7,9 +7,12 @@ checkpoint suggested (through our ``tools/train.py`` and mmseg's own: the check 
 afterwards; a checkpoint write that fails for lack of space stops the run with one line, the previous checkpoint
 and ``last_checkpoint`` intact.
 """
+import os
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Dict, Tuple
 
 import pytest
 import torch
@@ -20,6 +23,7 @@ from conftest import REPO, finish, last_line, tool
 from convnext_dense.checkpoint import read_checkpoint
 from convnext_dense.hooks import PARTIAL_SUFFIX, POINTER, AtomicCheckpointHook
 from convnext_dense.resume import check_resume, is_complete, newest_complete
+from convnext_dense.synthetic.ade import write_ade_demo
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
 
@@ -63,13 +67,48 @@ def test_what_resume_resumes_from(tmp_path):
     assert check_resume(str(work), True, None) is None
 
 
-def test_resume_errors_through_our_train_tool_and_mmsegs(tmp_path, seg_env):
-    """Bare --resume in an empty work dir (our tool); a pointer to a truncated file (mmseg's own tools/train.py)."""
-    empty, broken = tmp_path / 'empty', tmp_path / 'broken'
-    checkpoints(broken)
-    (broken / POINTER).write_text(str(broken / 'iter_4.pth'))
-    ours = tool('tools/train.py', str(SEG), '--work-dir', str(empty), '--resume', env=seg_env)
-    mmseg = tool(str(stock_tool('mmseg', 'train.py')), str(SEG), '--work-dir', str(broken), '--resume', env=seg_env)
+DISK_FULL = '''
+import os, resource, signal, sys
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+class DiskFull(Hook):
+    """After iter_2.pth is written, no file may grow past half its size: a disk that has filled up."""
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == 2:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG instead of a kill
+            limit = os.path.getsize(os.path.join(runner.work_dir, 'iter_2.pth')) // 2
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+cfg = Config.fromfile(sys.argv[1])
+cfg.work_dir = sys.argv[2]
+runner = Runner.from_cfg(cfg)
+runner.register_hook(DiskFull(), priority='LOWEST')  # after the checkpoint hook
+runner.train()
+'''
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory) -> Dict[str, Tuple[Path, subprocess.Popen]]:
+    """The three runs of the tests below, started together (each is one process): bare --resume in an empty work dir
+    (our tool), a pointer to a truncated file (mmseg's own tools/train.py), and a disk that fills up."""
+    root = tmp_path_factory.mktemp('resume')
+    write_ade_demo(str(root / 'ade'), num_train=4, num_val=2, seed=0, size=64)
+    env = dict(os.environ, ADE_DEMO_ROOT=str(root / 'ade'))
+    checkpoints(root / 'broken')
+    (root / 'broken' / POINTER).write_text(str(root / 'broken' / 'iter_4.pth'))
+    return {
+        'empty': (root / 'empty', tool('tools/train.py', str(SEG), '--work-dir', str(root / 'empty'), '--resume',
+                                       env=env)),
+        'broken': (root / 'broken', tool(str(stock_tool('mmseg', 'train.py')), str(SEG), '--work-dir',
+                                         str(root / 'broken'), '--resume', env=env)),
+        'disk full': (root / 'full', tool('-c', DISK_FULL, str(SEG), str(root / 'full'), env=env)),
+    }
+
+
+def test_resume_errors_through_our_train_tool_and_mmsegs(runs):
+    (empty, ours), (broken, mmseg) = runs['empty'], runs['broken']
     assert re.fullmatch(rf'FileNotFoundError: --resume: nothing to resume from in {empty}: it has no '
                         r'last_checkpoint\. .*', last_line(finish(ours, ok=False)))
     assert re.fullmatch(rf'ValueError: {broken}/last_checkpoint names {broken}/iter_4\.pth, which is truncated .* '
@@ -98,31 +137,9 @@ def test_best_checkpoint_is_written_whole_before_the_previous_best_goes(tmp_path
     assert read_checkpoint(tmp_path / second)['meta']['iter'] == 4
 
 
-DISK_FULL = '''
-import resource, signal, sys
-from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.runner import Runner
-
-class DiskFull(Hook):
-    """After iter_2.pth is written, no file may grow past half its size: a disk that has filled up."""
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == 2:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG instead of a kill
-            limit = __import__('os').path.getsize(runner.work_dir + '/iter_2.pth') // 2
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-cfg = Config.fromfile(sys.argv[1])
-cfg.work_dir = sys.argv[2]
-runner = Runner.from_cfg(cfg)
-runner.register_hook(DiskFull(), priority='LOWEST')  # after the checkpoint hook
-runner.train()
-'''
-
-
-def test_disk_full_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, seg_env):
-    work = tmp_path / 'work'
-    out = finish(tool('-c', DISK_FULL, str(SEG), str(work), env=seg_env), ok=False)
+def test_disk_full_stops_the_run_and_keeps_the_previous_checkpoint(runs):
+    work, proc = runs['disk full']
+    out = finish(proc, ok=False)
     assert re.fullmatch(rf'OSError: \[Errno 27\] could not write checkpoint {work}/iter_4\.pth: File too large; '
                         rf'training stopped and the previous checkpoint, {work}/iter_2\.pth, and last_checkpoint are '
                         r'kept\. Free space on that disk .* and continue with --resume', last_line(out))

@@ -9,6 +9,7 @@ import os
 import re
 import runpy
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,10 @@ def trained(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in roots}
     os.environ.update(roots)  # the configs read their data roots when parsed
     yield found
+    for proc in found['cli'].values():  # a run whose test was deselected or failed early (the killed one waits)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key)

@@ -34,7 +34,9 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['convnext_dense', 'convnext_dense.*']),
     # mmengine 0.10 imports pkg_resources at run time (to resolve `mmdet::` configs); setuptools 81 removed it.
-    install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'setuptools<81', 'numpy', 'safetensors'],
+    # filelock, tqdm: one process downloads a checkpoint URL while the others wait; its progress bar
+    install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'setuptools<81', 'numpy', 'safetensors', 'filelock',
+                      'tqdm'],
     extras_require={
         'det': DET,
         'seg': SEG,

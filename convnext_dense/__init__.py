@@ -4,7 +4,7 @@
 
 * registers the backbone, the layer-decay optimizer constructor and the reliability hooks in the ``convnext_dense``
   scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
-* makes mmengine read local checkpoint files through the safe reader
+* makes mmengine read local checkpoint files and http(s) URLs (downloaded once into a cache) through the safe reader
   (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader`` undoes it).
 """
 from .arch import ARCH_SETTINGS, OutputShape, output_shape

@@ -46,7 +46,8 @@ class ConvNeXt(BaseModule):
             maps are contiguous NCHW: ops that index raw NCHW memory (mmcv's RoIAlign) silently misread
             channels-last tensors.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
-            common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``). Default: None.
+            common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``) from a local file or an http(s)
+            URL. Default: None.
     """
 
     def __init__(self,

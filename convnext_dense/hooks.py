@@ -16,7 +16,8 @@ mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / 
 import math
 import os
 import os.path as osp
-from typing import Dict, Mapping, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -26,15 +27,15 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop, find_latest_checkpoint
-from torch import Tensor
+from torch import Tensor, nn
 
 from .backbone import ConvNeXt
+from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
-from .checkpoint.loading import shape_mismatch
 from .dataset_checks import check_dataset_config, check_labels, check_samples
+from .resume import POINTER, check_resume
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
-POINTER = 'last_checkpoint'  # mmengine's name for the file naming the latest checkpoint (read by --resume)
 
 
 def _fsync_dir(path: str) -> None:
@@ -66,6 +67,20 @@ def write_atomic(path: str, data: Union[str, bytes]) -> None:
     commit(partial, path)
 
 
+@contextmanager
+def stop_on_write_error(path: str, kept: Optional[str]) -> Iterator[None]:
+    """Turn a failed write of checkpoint ``path`` (disk full, file too large) into one clear ``OSError`` naming the
+    file and the checkpoint ``kept``; the partial file is removed, so a resume finds only complete files."""
+    try:
+        yield
+    except OSError as e:
+        if osp.isfile(path + PARTIAL_SUFFIX):
+            os.remove(path + PARTIAL_SUFFIX)
+        kept = f'the previous checkpoint, {kept}, and {POINTER} are kept' if kept else 'no checkpoint was written'
+        raise OSError(e.errno, f'could not write checkpoint {path}: {e.strerror or e}; training stopped and {kept}. '
+                               'Free space on that disk (or lower max_keep_ckpts) and continue with --resume') from e
+
+
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments) whose checkpoints survive a kill at any moment.
 
@@ -77,6 +92,14 @@ class AtomicCheckpointHook(CheckpointHook):
     order, nor reach the pointer, which mmengine writes with ``open``; so this overrides the one method that does
     all three. Checkpoints go to local disk (``out_dir`` is a local path); an object store needs none of this.
     """
+
+    def before_run(self, runner) -> None:
+        """Check what a training run resumes from (``convnext_dense.resume``) before mmengine loads anything."""
+        if not isinstance(runner._train_loop, BaseLoop):  # testing: nothing is resumed
+            return
+        message = check_resume(runner.work_dir, runner.cfg.get('resume'), runner.cfg.get('load_from'))
+        if message:
+            runner.logger.info(message)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -93,17 +116,43 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))  # saved in the checkpoint
 
         filename = self.filename_tmpl.format(step)
-        self.last_ckpt = osp.join(self.out_dir, filename)
+        previous, self.last_ckpt = self.last_ckpt, osp.join(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
-                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
-            return
-        commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
-        write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
+        with stop_on_write_error(self.last_ckpt, previous):
+            runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
+                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
+                return
+            commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
+            write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
         for name in outdated:
             path = osp.join(self.out_dir, name)
+            if osp.isfile(path):
+                os.remove(path)
+
+    def _save_best_checkpoint(self, runner, metrics: Dict[str, float]) -> None:
+        """mmengine's, but the new best file is written under a ``.partial`` name and renamed, and the previous best
+        is deleted only after that: mmengine deletes it first and then writes in place, so a kill in between leaves
+        no best checkpoint, or a truncated one."""
+        deferred: List[str] = []
+        save = runner.save_checkpoint
+
+        def save_atomic(out_dir: str, filename: str, *args, **kwargs) -> None:
+            if filename.endswith(PARTIAL_SUFFIX):  # the step checkpoint saved again: _save_checkpoint_with_step's
+                return save(out_dir, filename, *args, **kwargs)
+            path = osp.join(out_dir, filename)
+            with stop_on_write_error(path, self.last_ckpt):
+                save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
+                if is_main_process():
+                    commit(path + PARTIAL_SUFFIX, path)
+
+        runner.save_checkpoint, self.file_backend.remove = save_atomic, deferred.append  # shadow for this call
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            del runner.save_checkpoint, self.file_backend.remove
+        for path in deferred:
             if osp.isfile(path):
                 os.remove(path)
 
@@ -152,20 +201,31 @@ class CheckpointFitHook(Hook):
         # mmengine loads into the wrapped model of a DDP wrapper and of a test-time-augmentation model alike
         wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
         model = runner.model.module if wrapped else runner.model
-        state = checkpoint.get('state_dict', checkpoint)
-        state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
-                 for key, value in state.items() if isinstance(value, Tensor)}
-        own = model.state_dict()
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
-        source = runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
-        fitting = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
-        if not fitting:
-            raise ValueError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
-                             f'{type(model).__name__} of this config (its keys start {_first(state)}, the '
-                             f"model's {_first(own)}); it is a checkpoint of another model")
-        backbone = getattr(model, 'backbone', None)
-        if isinstance(backbone, ConvNeXt):
-            _check_backbone(backbone, state, source)
+        check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Raise a ``ValueError`` naming ``source`` when none of the checkpoint's tensors fits ``model``, or when a
+    ConvNeXt backbone tensor has another shape (the file's likely arch is named).
+
+    Args:
+        model: The model the checkpoint is loaded into (not a wrapper).
+        checkpoint: The checkpoint as read: a ``state_dict`` container or the state dict itself.
+        source: The file's name, for the message.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {key[len('module.'):] if key.startswith('module.') else key: value  # mmengine's default revise_keys
+             for key, value in state.items() if isinstance(value, Tensor)}
+    own = model.state_dict()
+    fitting = [key for key, value in state.items() if key in own and own[key].shape == value.shape]
+    if not fitting:
+        raise ValueError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
+                         f'{type(model).__name__} of this config (its keys start {_first(state)}, the '
+                         f"model's {_first(own)}); it is a checkpoint of another model")
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, ConvNeXt):
+        _check_backbone(backbone, state, source)
 
 
 def _first(keys: Sequence[str], count: int = 3) -> str:
@@ -176,9 +236,9 @@ def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -
     own = backbone.state_dict()
     file_backbone = {k[len(WHOLE_MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(WHOLE_MODEL_PREFIX)}
     for name, value in file_backbone.items():
-        if name in own and own[name].shape != value.shape:
-            raise shape_mismatch(source, WHOLE_MODEL_PREFIX + name, value.shape, own[name].shape, file_backbone,
-                                 backbone, setting='model.backbone.arch')
+        if name in own:
+            check_tensor_fits(source, WHOLE_MODEL_PREFIX + name, value, own[name], file_backbone, backbone,
+                              setting='model.backbone.arch')
 
 
 class DatasetCheckHook(Hook):

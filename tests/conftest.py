@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import pytest
 import torch
@@ -61,10 +61,12 @@ def last_line(out: str) -> str:
     return out.strip().splitlines()[-1]
 
 
-def kill_while_writing(proc: subprocess.Popen, fifo: Path, timeout: float = 240) -> bytes:
+def kill_while_writing(proc: subprocess.Popen, fifo: Path, timeout: float = 240,
+                       kill: Optional[Callable[[], None]] = None) -> bytes:
     """SIGKILL ``proc`` while it is writing into ``fifo`` (a named pipe where it will write a file).
 
-    The writer blocks once the pipe holds 64 KiB, so the kill lands in the middle of the write, every time.
+    The writer blocks once the pipe holds 64 KiB, so the kill lands in the middle of the write, every time. ``kill``
+    replaces the default SIGKILL to ``proc``'s process group (e.g. to kill processes in sessions of their own).
     """
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists, so the writer's open() does not block
     received = b''
@@ -78,7 +80,10 @@ def kill_while_writing(proc: subprocess.Popen, fifo: Path, timeout: float = 240)
             except BlockingIOError:  # the writer has opened the file but not written yet
                 pass
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
+        if kill:
+            kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         os.close(fd)

@@ -1,6 +1,8 @@
-"""Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights
-and each rank's share of the merged evaluation."""
+"""Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights,
+each rank's share of the merged evaluation, and a rank that stops mid-run to be killed."""
+import os
 import os.path as osp
+import time
 
 import torch
 from mmengine.dist import get_rank
@@ -37,3 +39,18 @@ class SamplesPerRankMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict:
         return {**{f'rank{rank}': results.count(rank) for rank in sorted(set(results))}, 'total': len(results)}
+
+
+@HOOKS.register_module()
+class PauseHook(Hook):
+    """With ``PAUSE_RANK=r PAUSE_AT=i`` in the environment, rank r stops before iteration i + 1, writes its pid to
+    ``pause_rank{r}.pid`` in the work dir and waits there (a minute at most) to be killed; otherwise nothing."""
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if os.environ.get('PAUSE_RANK') != str(get_rank()) or runner.iter != int(os.environ['PAUSE_AT']):
+            return
+        path = osp.join(runner.work_dir, f'pause_rank{get_rank()}.pid')
+        with open(path + '.tmp', 'w') as f:
+            f.write(str(os.getpid()))
+        os.replace(path + '.tmp', path)  # the test reads a complete pid
+        time.sleep(60)

@@ -5,7 +5,8 @@
 Writes a backbone-only state dict under convnext_dense names (``.safetensors`` if DST ends so), or with
 ``--whole-model`` an mmdet / mmseg checkpoint with ``backbone.*`` keys under ``state_dict`` (plus the source's neck and
 heads, if it has any). The library logs its load report (to stdout); the logic is
-``convnext_dense.tools.convert.convert_checkpoint``.
+``convnext_dense.tools.convert.convert_checkpoint``. SRC may be an http(s) URL: it is downloaded once into the cache
+(see the README's Checkpoints section).
 """
 import argparse
 
@@ -14,7 +15,7 @@ from convnext_dense.tools.convert import convert_checkpoint
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='source checkpoint file')
+    parser.add_argument('src', help='source checkpoint file or its http(s) URL')
     parser.add_argument('dst', help='file to write (never the source)')
     parser.add_argument('--prefix', default=None,
                         help="prefix of the backbone keys in SRC ('' for none); default: detected")
@@ -27,7 +28,7 @@ def main() -> None:
     args = parse_args()
     try:
         report = convert_checkpoint(args.src, args.dst, prefix=args.prefix, whole_model=args.whole_model)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # OSError: also a failed download
         raise SystemExit(f'convert_checkpoint: error: {e}') from e
     print(f'wrote {args.dst}: {len(report.loaded)} backbone tensors')
 

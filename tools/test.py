@@ -7,6 +7,7 @@ import argparse
 import os
 import os.path as osp
 
+from convnext_dense.checkpoint.download import resolve
 from convnext_dense.tools.cli import (
     add_config_arguments,
     build_runner,
@@ -20,7 +21,7 @@ from convnext_dense.tools.cli import (
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file (whole detector/segmentor)')
+    parser.add_argument('checkpoint', help='checkpoint file (whole detector/segmentor) or its http(s) URL')
     parser.add_argument('--work-dir', help='where the logs and metrics go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='also dump predictions: a .pkl file (detection) or a folder of PNGs '
                         '(segmentation)')
@@ -35,10 +36,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    checkpoint = resolve(args.checkpoint)  # a URL: its cached copy, downloaded first if missing
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = checkpoint
     if args.tta:
         enable_tta(cfg)
     if args.show_dir:

@@ -1,11 +1,12 @@
 """Train a detector or segmentor from a config (the config's default_scope picks mmdet or mmseg).
 
-    python tools/train.py configs/coco/cascade_convnext_t.py [--work-dir DIR] [--amp] [--resume [CKPT]]
+    python tools/train.py configs/coco/cascade_convnext_t.py [--work-dir DIR] [--amp] [--resume [CKPT|auto]]
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm]
 """
 import argparse
 import os
 
+from convnext_dense.resume import RESUME_AUTO
 from convnext_dense.tools.cli import add_config_arguments, build_runner, enable_amp, load_config
 
 
@@ -16,8 +17,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale lr by (GPUs x images per GPU) / the config's auto_scale_lr.base_batch_size")
-    parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
-                        help='resume from CKPT, or without a value from the latest checkpoint in the work dir')
+    parser.add_argument('--resume', nargs='?', const=True, metavar='CKPT',
+                        help="resume from CKPT; without a value from the work dir's last_checkpoint (an error if "
+                             "there is none); with 'auto' from it if there is one, else start fresh")
     add_config_arguments(parser, launcher=True)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -31,9 +33,10 @@ def main() -> None:
         enable_amp(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = None if args.resume == 'auto' else args.resume
+    if args.resume is not None:  # True and 'auto' are checked and explained by convnext_dense.resume
+        from_work_dir = args.resume is True or args.resume == RESUME_AUTO
+        cfg.resume = args.resume if from_work_dir else True
+        cfg.load_from = None if from_work_dir else args.resume
     build_runner(cfg).train()
 
 

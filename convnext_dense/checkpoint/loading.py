@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ..arch import describe_arch, likely_arch
+from .checks import check_keys, check_tensor_fits
 from .layouts import (
     AUTO_PREFIXES,
     CONTAINERS,
@@ -38,36 +38,18 @@ def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[
     except FileNotFoundError as e:
         path = os.fspath(path)
         name = os.path.basename(path)
-        if name not in OFFICIAL_CHECKPOINTS:
+        if name not in OFFICIAL_CHECKPOINTS or '://' in path:  # a URL's error already names the URL and the cache
             raise
         url = OFFICIAL_CHECKPOINTS[name]
         raise FileNotFoundError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
-                                f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`') from None
+                                f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '
+                                'as the checkpoint (downloaded once into the cache)') from None
 
 
 def abridge(keys: Sequence[str]) -> str:
     """The first few of ``keys``, and how many more there are."""
     shown = ', '.join(keys[:ABRIDGE])
     return shown + (f', ... ({len(keys) - ABRIDGE} more)' if len(keys) > ABRIDGE else '')
-
-
-def shape_mismatch(source: str, key: str, file_shape: Sequence[int], model_shape: Sequence[int],
-                   file_backbone: Mapping[str, Tensor], model: nn.Module, setting: str = 'arch') -> ValueError:
-    """The error for a backbone tensor whose shape differs between a file and a ConvNeXt model.
-
-    Args:
-        source: The file.
-        key: The tensor's name as the reader knows it.
-        file_shape: Its shape in the file.
-        model_shape: Its shape in the model.
-        file_backbone: The file's backbone tensors under our names (to name the arch the file holds).
-        model: The ConvNeXt backbone.
-        setting: The option that sets the model's arch, as the user writes it. Default: 'arch'.
-    """
-    return ValueError(f'checkpoint {source}: {key} has shape {tuple(file_shape)} in the file but '
-                      f'{tuple(model_shape)} in the model; the file holds {likely_arch(file_backbone)}, the model '
-                      f'ConvNeXt {describe_arch(model.arch_depths, model.arch_channels)}: set {setting} to match the '
-                      'file')
 
 
 def _unwrap(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
@@ -77,6 +59,7 @@ def _unwrap(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
                          f'with one under {CONTAINERS}')
     container = next((key for key in CONTAINERS if isinstance(checkpoint.get(key), Mapping)), None)
     state_dict = checkpoint[container] if container else checkpoint
+    check_keys(state_dict, path)
     return {k: v for k, v in state_dict.items() if isinstance(v, Tensor)}, container
 
 
@@ -225,8 +208,7 @@ def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
                          f'{abridge(mapped.unexpected or list(mapped.state_dict) or list(mapped.outside))}. Known '
                          f'layouts: {", ".join(LAYOUT_NAMES)}; a backbone inside a whole model needs its prefix')
     for key, tensor in to_load.items():
-        if tensor.shape != own[key].shape:
-            raise shape_mismatch(repr(mapped.path), key, tensor.shape, own[key].shape, mapped.state_dict, model)
+        check_tensor_fits(repr(mapped.path), key, tensor, own[key], mapped.state_dict, model)
     model.load_state_dict(to_load, strict=False)
     norms = [f'norm{i}' for i in model.out_indices]
     report = LoadReport(
@@ -251,7 +233,7 @@ def load_backbone_checkpoint(model: nn.Module,
 
     Args:
         model: The ``convnext_dense.ConvNeXt`` backbone.
-        path: Local checkpoint file (``.pth``, ``.bin``, ``.safetensors``, ...).
+        path: Local checkpoint file (``.pth``, ``.bin``, ``.safetensors``, ...) or its http(s) URL (cached).
         prefix: Prefix of the backbone keys in the file; '' for none; None detects it. Default: None.
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 

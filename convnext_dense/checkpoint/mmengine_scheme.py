@@ -1,31 +1,41 @@
-"""The safe reader as mmengine's loader of local checkpoint files: what ``load_from``, ``resume`` and the test tools
-read through once ``convnext_dense`` is imported.
+"""The safe reader as mmengine's loader of local checkpoint files and http(s) URLs: what ``load_from``, ``resume``
+and the test tools read through once ``convnext_dense`` is imported.
 
 mmengine 0.10 reads local files with ``torch.load`` in its ``CheckpointLoader`` scheme ``''``. Under torch >= 2.6
 (``weights_only=True`` by default) that refuses mmengine's own runner checkpoints, so ``--resume`` fails; with
-``weights_only=False`` a crafted file runs code. ``install_safe_checkpoint_loader`` replaces that one scheme with
-``load_from_local_safe``; ``uninstall_safe_checkpoint_loader`` puts mmengine's own back.
+``weights_only=False`` a crafted file runs code. Its ``http://`` / ``https://`` scheme downloads with torch hub,
+whose ``load_state_dict_from_url`` unpickles with ``weights_only=False``. ``install_safe_checkpoint_loader`` replaces
+these schemes with ``load_from_local_safe`` (a URL is read from the download cache, ``download``);
+``uninstall_safe_checkpoint_loader`` puts mmengine's own back.
 """
 from typing import Any, Mapping, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+from mmengine.runner.checkpoint import CheckpointLoader, load_from_http, load_from_local
 
+from .checks import check_keys
+from .download import URL_SCHEMES
 from .loading import map_whole_model, read_convnext_checkpoint
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
 
 
 def load_from_local_safe(filename: str, map_location: Union[str, torch.device, None] = None) -> Any:
-    """Read a local checkpoint safely; rename the ``backbone.*`` keys of a ConvNeXt of another layout to ours.
+    """Read a local checkpoint (or a URL's copy in the download cache) safely; rename the ``backbone.*`` keys of a
+    ConvNeXt of another layout to ours.
 
     The rest of the checkpoint (meta, optimizer, message hub) is returned unchanged for mmengine's runner.
     """
     checkpoint = read_convnext_checkpoint(filename, map_location)
-    if not isinstance(checkpoint, Mapping):
-        return checkpoint  # mmengine reports non-dict checkpoints itself
-    holder = 'state_dict' if isinstance(checkpoint.get('state_dict'), Mapping) else None
+    if not isinstance(checkpoint, Mapping):  # mmengine's runner would fail on it with an AttributeError
+        raise ValueError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
+                         'dict or a checkpoint')
+    holder = 'state_dict' if 'state_dict' in checkpoint else None  # where mmengine's runner looks
+    if holder and not isinstance(checkpoint[holder], Mapping):
+        raise ValueError(f"checkpoint {filename!r}: its 'state_dict' is a {type(checkpoint[holder]).__name__}, not "
+                         'a dict of tensors')
+    check_keys(checkpoint[holder] if holder else checkpoint, filename)
     state_dict, layout = map_whole_model(checkpoint[holder] if holder else checkpoint)
     if layout is None:
         return checkpoint  # not a ConvNeXt backbone of a known layout
@@ -36,14 +46,16 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
 
 
 def install_safe_checkpoint_loader() -> None:
-    """Make mmengine read local checkpoint files through ``load_from_local_safe``. Idempotent.
+    """Make mmengine read local checkpoint files and http(s) URLs through ``load_from_local_safe``. Idempotent.
 
     ``import convnext_dense`` calls it. It covers the runner's ``load_from`` and ``resume`` and every tool that loads
-    a local path through ``mmengine.runner.load_checkpoint``.
+    a local path or URL through ``mmengine.runner.load_checkpoint``.
     """
-    CheckpointLoader.register_scheme(prefixes=LOCAL_SCHEME, loader=load_from_local_safe, force=True)
+    CheckpointLoader.register_scheme(prefixes=(LOCAL_SCHEME, *URL_SCHEMES), loader=load_from_local_safe, force=True)
 
 
 def uninstall_safe_checkpoint_loader() -> None:
-    """Give mmengine its own local-file loader back (``mmengine.runner.checkpoint.load_from_local``). Idempotent."""
+    """Give mmengine its own loaders back (``mmengine.runner.checkpoint.load_from_local`` and
+    ``load_from_http``). Idempotent."""
     CheckpointLoader.register_scheme(prefixes=LOCAL_SCHEME, loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(prefixes=URL_SCHEMES, loader=load_from_http, force=True)

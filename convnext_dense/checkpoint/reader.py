@@ -1,7 +1,8 @@
 """Reading checkpoint files without running code stored in them.
 
 Files are read with ``torch.load(weights_only=True)`` and an allow-list of the few harmless globals that mmengine's
-own runner checkpoints contain, or with safetensors. Nothing here knows about ConvNeXt.
+own runner checkpoints contain, or with safetensors; a URL is read from its copy in the download cache
+(``download``). Nothing here knows about ConvNeXt.
 """
 import os
 import pickle
@@ -12,8 +13,9 @@ from typing import Any, Callable, ContextManager, List, Tuple, Union
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
-from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
+
+from .download import URL_SCHEMES, resolve
 
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer's default statistics methods
 
@@ -65,29 +67,35 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     ``torch.load(weights_only=True)`` plus the allow-list of ``_safe_globals``.
 
     Args:
-        path: Local file path.
+        path: Local file path, or an http(s) URL: its copy in the download cache (``download.resolve``).
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 
     Returns:
         The object stored in the file (a state dict, or a dict holding one).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is a URL, or the file is truncated, corrupt, not a checkpoint, or needs unpickling of
-            anything beyond tensors, containers and the allow-listed globals.
+        FileNotFoundError: ``path`` does not exist (for a URL: see ``download.download``).
+        OSError: A URL could not be downloaded.
+        ValueError: ``path`` is a URL of another scheme or not a regular file (a directory), a download's hash
+            differs, or the file is truncated, corrupt, not a checkpoint, or needs unpickling of anything beyond
+            tensors, containers and the allow-listed globals. The message is one line naming the file, whatever the
+            parser met.
     """
-    path = os.path.expanduser(os.fspath(path))
+    path = os.path.expanduser(os.fspath(resolve(path)))
     if '://' in path:
-        raise ValueError(f'checkpoint {path!r} is a URL; convnext_dense reads local files only: download it and '
-                         'pass the local path')
-    if not os.path.isfile(path):
+        raise ValueError(f'checkpoint {path!r} is a URL of a scheme convnext_dense does not read: pass a local '
+                         f'path or a URL starting with {" or ".join(URL_SCHEMES)}')
+    if not os.path.exists(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+    if not os.path.isfile(path):
+        kind = 'a directory' if os.path.isdir(path) else 'not a regular file'
+        raise ValueError(f'checkpoint {path!r} is {kind}; pass a checkpoint file')
     if path.endswith('.safetensors'):
         try:
             return load_safetensors(path, device='cpu')
-        except SafetensorError as e:
-            raise ValueError(f'cannot read safetensors file {path!r}: {e} (truncated or not a safetensors '
-                             'file)') from e
+        except Exception as e:  # a parser of an untrusted file: any failure means the file is bad
+            raise ValueError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
+                             'safetensors file)') from e
     try:
         with _allow_listed():
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -100,6 +108,12 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
                          'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
                          f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{upgrade}'
                          ) from e
-    except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError) as e:
-        raise ValueError(f'cannot read checkpoint {path!r}: {type(e).__name__}: {e} (the file is truncated, '
-                         'corrupt or not a PyTorch checkpoint)') from e
+    except Exception as e:  # torch.load parses an untrusted file: struct, assertion, memory errors all mean a bad file
+        raise ValueError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or not a '
+                         'PyTorch checkpoint)') from e
+
+
+def _one_line(error: Exception) -> str:
+    """``Type: first line of the message``: torch's and pybind's messages run over several lines."""
+    lines = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {lines[0].strip() if lines else ""}'

@@ -20,7 +20,7 @@ def convert_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike
     load is logged and returned.
 
     Args:
-        src: The source file.
+        src: The source file, or its http(s) URL (read from the download cache).
         dst: The file to write: a backbone-only state dict (``.safetensors`` if it ends so, else ``torch.save``), or
             with ``whole_model`` an mmdet / mmseg checkpoint ``{'state_dict': {'backbone.*': ..., <the source's
             other non-classifier keys, e.g. neck, heads>}, 'meta': ...}``.
@@ -42,12 +42,15 @@ def convert_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike
     if mapped.layout is None:
         raise ValueError(f'no ConvNeXt backbone found in {src!r} (prefix {mapped.prefix!r}); first keys: '
                          f'{abridge(mapped.unexpected or list(mapped.outside))}')
-    arch = infer_arch(mapped.state_dict)
-    model = ConvNeXt(arch=arch, in_channels=mapped.state_dict['downsample_layers.0.0.weight'].shape[1],
-                     out_indices=tuple(range(len(arch['depths']))),
-                     use_grn=any('.grn.' in k for k in mapped.state_dict),
-                     layer_scale_init_value=1e-6 if any(k.endswith('.gamma') and '.grn.' not in k
-                                                        for k in mapped.state_dict) else 0.0)
+    try:
+        arch = infer_arch(mapped.state_dict)
+        model = ConvNeXt(arch=arch, in_channels=mapped.state_dict['downsample_layers.0.0.weight'].shape[1],
+                         out_indices=tuple(range(len(arch['depths']))),
+                         use_grn=any('.grn.' in k for k in mapped.state_dict),
+                         layer_scale_init_value=1e-6 if any(k.endswith('.gamma') and '.grn.' not in k
+                                                            for k in mapped.state_dict) else 0.0)
+    except (ValueError, IndexError, RuntimeError) as e:  # stems and blocks of impossible shapes
+        raise ValueError(f'{src!r}: {e}') from e
     report = load_mapped(model, mapped)
     state_dict = {k: v.contiguous() for k, v in mapped.state_dict.items()}
     if dst.endswith('.safetensors'):

@@ -5,7 +5,8 @@ The stock model is built with random weights and its state dict is loaded into o
 mmpretrain's backbone keys), so both compute the same function; the outputs' largest difference is recorded. The
 image is matplotlib's sample photo, resized. Timed: batch-1 inference (``test_step``) and one training iteration
 (``train_step``: forward with losses, backward, AdamW through each config's own layer-decay constructor; AMP on GPU),
-the two models alternating in every repetition so that a drifting machine slows both alike. Inference is split into
+the two models alternating in every repetition (which one goes first, too) so that a drifting machine slows both
+alike. Inference is split into
 preprocessing, backbone, neck and the rest (heads and post-processing) with forward hooks.
 """
 import statistics
@@ -170,7 +171,8 @@ def compare(name: str, repo: str, device: str, size: Tuple[int, int], warmup: in
         times: Dict[str, list] = {side: [] for side in sides}
         parts: Dict[str, list] = {side: [] for side in sides}
         for i in range(warmup + reps):
-            for side, (model, _) in sides.items():
+            # the order alternates: the second model of a round can reuse memory the first one freed
+            for side, (model, _) in list(sides.items())[::1 if i % 2 == 0 else -1]:
                 if mode == 'infer':
                     model.eval()
                     with torch.no_grad(), PartTimes(model, dev) as part_times:

@@ -217,7 +217,8 @@ def interleaved(cases: Sequence[Case], arch: str, shape: Sequence[int], device: 
     for mode in ('infer', 'train') if train else ('infer',):
         seconds: Dict[Case, list] = {case: [] for case in models}
         for i in range(warmup + reps):
-            for case, (run_model, model) in models.items():
+            order = list(models.items())
+            for case, (run_model, model) in order[i % len(order):] + order[:i % len(order)]:  # rotating first
                 autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=case.precision == 'bf16')
                 xin = x.contiguous(memory_format=torch.channels_last) if case.channels_last else x
                 model.train(mode == 'train')

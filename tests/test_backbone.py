@@ -229,3 +229,11 @@ def test_depthwise_weights_have_their_gradient_strides():
         if name.endswith('dwconv.weight'):
             assert p.is_contiguous() and p.grad.stride() == p.stride() == (49, 1, 7, 1), name
     assert save(model.state_dict())
+
+
+def test_ddp_gradients_have_their_bucket_strides():
+    """Two gloo processes with DDP's "grad strides do not match bucket view strides" warning raised as an error: every
+    gradient (the channels-last depthwise ones included) has its parameter's strides, so DDP copies none of them
+    through a strided view in every step."""
+    from convnext_dense.tools.bench_ddp import ddp_steps
+    assert ddp_steps(TINY, (2, 3, 64, 64), steps=2, strict=True) > 0

@@ -43,5 +43,8 @@ setup(
         'all': sorted(set(DET + SEG)),
         'export': ['onnx', 'onnxscript', 'onnxruntime'],  # onnxscript: torch's torch.export-based ONNX exporter
         'tests': ['pytest', 'ruff>=0.4', 'onnx', 'onnxscript', 'onnxruntime'],  # ruff: the linter `make test` runs
+        # the peers tools/benchmark.py compares with; installed by hand only, never by the set-up or `all`: timm
+        # needs a torchvision built for the installed torch (see the README's Performance section)
+        'bench': ['timm', 'mmpretrain>=1.2.0'],
     },
 )

@@ -97,7 +97,23 @@ class ConvNeXt(BaseModule):
         self.out_channels: Tuple[int, ...] = self._output_shape.channels
         self.out_strides: Tuple[int, ...] = self._output_shape.strides
         self.min_input_size = STEM_STRIDE * 2**(num_stages - 1)
+        if channels_last:
+            self._depthwise_weights_in_grad_strides()
         self._freeze_stages()
+
+    def _depthwise_weights_in_grad_strides(self) -> None:
+        """Store each (C, 1, 7, 7) depthwise weight with the strides its channels-last gradient has.
+
+        Both stride sets are contiguous (the size-1 dim makes them one memory layout), but DDP compares strides
+        exactly: with the default ones every step warned "grad strides do not match bucket view strides" and copied
+        each depthwise gradient into its bucket through a strided view.
+        """
+        for stage in self.stages:
+            for block in stage:
+                weight = block.dwconv.weight
+                _, _, kh, kw = weight.shape
+                weight.data = torch.empty_strided(weight.shape, (kh * kw, 1, kw, 1), dtype=weight.dtype,
+                                                  device=weight.device).copy_(weight.data)
 
     def output_shape(self) -> OutputShape:
         """The stages this backbone returns, with the channels and stride of each map (as ``arch.output_shape``)."""

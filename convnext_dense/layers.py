@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fused
+
 
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channel dimension of an NCHW map (the official ``channels_first`` LayerNorm)."""
@@ -87,9 +89,12 @@ class ConvNeXtBlock(nn.Module):
             nn.Parameter(torch.full((channels,), float(layer_scale_init_value)))
             if layer_scale_init_value > 0 else None)
         self.drop_path = DropPath(drop_path)
+        self._fused_weights = fused.FusedMLPWeights()
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.dwconv(x).permute(0, 2, 3, 1)  # (N, H, W, C)
+        if fused.applies(x, self):  # inference on CPU: the same function in two oneDNN products
+            return fused.block_mlp(self, x, y)
         y = self.act(self.pwconv1(self.norm(y)))
         if self.grn is not None:
             y = self.grn(y)

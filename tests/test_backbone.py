@@ -156,3 +156,84 @@ def test_too_small_input_names_the_minimum_size():
     with pytest.raises(ValueError, match='at least 32'):
         model(torch.randn(1, 3, 31, 64))
     assert ConvNeXt(TINY, out_indices=(0, 1))(torch.randn(1, 3, 8, 8))[1].shape == (1, 16, 1, 1)
+
+
+def _fused_calls(monkeypatch) -> list:
+    """Record every block that runs the fused CPU inference path."""
+    from convnext_dense import fused
+    calls, block_mlp = [], fused.block_mlp
+    monkeypatch.setattr(fused, 'block_mlp', lambda block, x, y: calls.append(block) or block_mlp(block, x, y))
+    return calls
+
+
+@pytest.mark.parametrize('use_grn', [False, True])
+def test_fused_inference_path_matches_the_plain_ops(use_grn, monkeypatch):
+    """Without gradients on CPU the MLP runs as two oneDNN products with fused GELU and residual epilogues (layer
+    scale folded into the weights): the same function as the plain ops and the official formulation to 1e-5."""
+    calls = _fused_calls(monkeypatch)
+    model = randomize(ConvNeXt(TINY, use_grn=use_grn, layer_scale_init_value=0 if use_grn else 1e-6)).eval()
+    x = torch.randn(2, 3, 77, 64)
+    plain = model(x)  # gradients enabled: the plain ops
+    assert not calls
+    with torch.no_grad():
+        fast = model(x)
+    assert len(calls) == sum(TINY['depths'])
+    for a, b, c in zip(fast, plain, official_from(model)(x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_weights_follow_parameter_updates_and_copies(monkeypatch):
+    import copy
+    model = randomize(ConvNeXt(TINY)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        model(x)  # fills the cache
+        for p in model.parameters():
+            p.mul_(1.1)  # an in-place update (an optimizer step) bumps the version counters
+        fast = model(x)
+        twin = copy.deepcopy(model)  # the cache holds oneDNN tensors: a copy starts without it
+        assert all(torch.equal(a, b) for a, b in zip(twin(x), fast))
+    for a, b in zip(fast, model(x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+BF16_TOLERANCE = 0.03  # largest |bf16 - fp32| relative to the map's largest |value|, as the README states
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason='this CPU lacks bf16 support')
+@pytest.mark.parametrize('use_grn', [False, True])
+def test_bf16_inference_deviates_from_fp32_within_the_stated_bound(use_grn, monkeypatch):
+    calls = _fused_calls(monkeypatch)
+    model = randomize(ConvNeXt(TINY, use_grn=use_grn, layer_scale_init_value=0 if use_grn else 1e-6)).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            autocast_out = model(x)
+        bf16_out = model.to(torch.bfloat16)(x.bfloat16())
+    assert len(calls) == 3 * sum(TINY['depths'])
+    for got in (autocast_out, bf16_out):
+        for g, r in zip(got, reference):
+            assert g.dtype == torch.bfloat16
+            assert 0 < ((g.float() - r).abs().max() / r.abs().max()).item() < BF16_TOLERANCE
+
+
+def test_depthwise_weights_have_their_gradient_strides():
+    """Channels-last compute returns depthwise weight gradients with channels-last strides; the weights are stored
+    with the same (still contiguous) strides, which DDP's buckets copy, and safetensors saves them."""
+    from safetensors.torch import save
+    model = ConvNeXt(TINY)
+    sum(o.sum() for o in model(torch.randn(1, 3, 64, 64))).backward()
+    for name, p in model.named_parameters():
+        if name.endswith('dwconv.weight'):
+            assert p.is_contiguous() and p.grad.stride() == p.stride() == (49, 1, 7, 1), name
+    assert save(model.state_dict())
+
+
+def test_ddp_gradients_have_their_bucket_strides():
+    """Two gloo processes with DDP's "grad strides do not match bucket view strides" warning raised as an error: every
+    gradient (the channels-last depthwise ones included) has its parameter's strides, so DDP copies none of them
+    through a strided view in every step."""
+    from convnext_dense.tools.bench_ddp import ddp_steps
+    assert ddp_steps(TINY, (2, 3, 64, 64), steps=2, strict=True) > 0

@@ -1,14 +1,22 @@
-"""Benchmark ConvNeXt backbones: images/s and peak memory of inference and forward+backward, as a table and JSON.
+"""Benchmark ConvNeXt backbones and whole models: images/s and peak memory, as a table and JSON.
 
-GPU (the default input sizes of the recipes):
+Prepared suites (side by side with timm, mmpretrain and the stock mmdet / mmseg configs; JSON after every item):
+    python tools/benchmark.py --suite cpu --device cpu --out results/cpu_suite.json
+    python tools/benchmark.py --suite gpu --device cuda --out results/gpu_suite.json
+A grid of backbone cases, GPU (the default input sizes of the recipes):
     python tools/benchmark.py --device cuda --dtypes fp32 bf16 --formats nchw channels_last --compile both
 CPU (small sizes):
     python tools/benchmark.py --device cpu --quick
 """
 import argparse
 import os
+import shlex
+import sys
+from pathlib import Path
 
-from convnext_dense.tools import benchmark
+from convnext_dense.tools import benchmark, suites
+
+REPO = Path(__file__).resolve().parents[1]
 
 GPU_SHAPES = ['2x3x800x1344', '16x3x512x512']
 CPU_SHAPES = ['1x3x512x512', '2x3x256x320']
@@ -32,11 +40,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--quick', action='store_true',
                         help='a short run: tiny at 1x3x512x512 and 2x3x256x320, fp32, 2 warm-ups, 5 repetitions')
     parser.add_argument('--out', default='results/benchmark.json', help='JSON file (default: %(default)s)')
+    parser.add_argument('--suite', choices=['cpu', 'gpu'],
+                        help='a prepared suite instead of the grid; with --quick at toy sizes (a test runs it)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.suite:
+        items = (suites.cpu_items(str(REPO), args.quick, args.reps) if args.suite == 'cpu' else
+                 suites.gpu_items(str(REPO), args.device, args.quick, args.reps))
+        command = ' '.join(shlex.quote(a) for a in ['python', 'tools/benchmark.py'] + sys.argv[1:])
+        suites.run_suite(items, args.out, args.device, command)
+        print(f'saved {args.out}')
+        return
     if args.quick:
         args.dtypes, args.warmup, args.reps = ['fp32'], 2, 5
     shapes = args.shapes or (GPU_SHAPES if args.device.startswith('cuda') else CPU_SHAPES)

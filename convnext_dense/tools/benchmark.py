@@ -36,27 +36,6 @@ class Result:
     error: Optional[str] = None
 
 
-def build(impl: str, arch: str, channels_last: bool, with_cp: bool) -> Optional[nn.Module]:
-    """The backbone ``impl`` for ``arch`` with random weights, or None when its library is not installed."""
-    if impl == 'ours':
-        return ConvNeXt(arch, channels_last=channels_last, with_cp=with_cp)
-    if impl == 'official':
-        return official_from(ConvNeXt(arch))
-    if impl == 'timm':
-        try:
-            import timm
-        except ImportError:
-            return None
-        return timm.create_model(f'convnext_{arch}', features_only=True, pretrained=False)
-    try:
-        import mmpretrain.utils
-        mmpretrain.utils.WITH_MULTIMODAL = False  # mmpretrain 1.2 breaks on transformers 5.x otherwise
-        from mmpretrain.models import ConvNeXt as MMPretrainConvNeXt
-    except ImportError:
-        return None
-    return MMPretrainConvNeXt(arch, out_indices=(0, 1, 2, 3), gap_before_final_norm=False, with_cp=with_cp)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -78,14 +57,12 @@ def median_seconds(fn: Callable[[], None], device: torch.device, warmup: int, re
 def measure(impl: str, arch: str, shape: Sequence[int], dtype: str, channels_last: bool, compiled: bool,
             with_cp: bool, device: torch.device, warmup: int, reps: int) -> Optional[Result]:
     """Inference and forward+backward throughput (and peak training memory on CUDA) of one case."""
-    model = build(impl, arch, channels_last, with_cp)
+    model, _ = build_case(Case(impl, dtype, compiled, channels_last, with_cp), arch, device)
     if model is None:
         return None
-    model = model.to(device)
     x = torch.randn(*shape, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-        model = model.to(memory_format=torch.channels_last)
     run_model = torch.compile(model) if compiled else model
     autocast = torch.autocast(device.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] is not None)
 
@@ -161,3 +138,113 @@ def environment(device: str) -> Dict[str, str]:
 def save(results: List[Result], path: str, device: str) -> None:
     with open(path, 'w') as f:
         json.dump(dict(environment=environment(device), results=[asdict(r) for r in results]), f, indent=1)
+
+
+# Side-by-side comparisons: every case holds the same weights and runs in turn within each repetition.
+@dataclass(frozen=True)
+class Case:
+    """One implementation in one mode: 'ours', 'timm', 'official' or 'mmpretrain'; 'fp32' or 'bf16' autocast."""
+
+    impl: str
+    precision: str = 'fp32'
+    compiled: bool = False
+    channels_last: bool = True
+    with_cp: bool = False
+
+    @property
+    def name(self) -> str:
+        mode = ('compiled' if self.compiled else 'eager') + ('' if self.channels_last else ' nchw') + \
+            (' cp' if self.with_cp else '')
+        return f'{self.impl} {self.precision} {mode}'
+
+
+def realistic_constants_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random 1-D parameters (norms, biases, layer scales around 0.2) instead of ones, zeros and 1e-6, so that blocks
+    are no near-identity and precision differences show."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                base = 0.2 if name.endswith('gamma') else 1.0 if p.detach().eq(1).all() else 0.0
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def build_case(case: Case, arch: str, device: torch.device) -> Tuple[Optional[nn.Module], str]:
+    """The module of ``case`` with the weights every case of this arch shares (seeded), or (None, why skipped)."""
+    from . import peers
+    torch.manual_seed(0)
+    ours = realistic_constants_(ConvNeXt(arch, channels_last=case.channels_last, with_cp=case.with_cp))
+    if case.impl in ('timm', 'mmpretrain'):
+        model, why = (peers.timm_like(ours, arch) if case.impl == 'timm' else
+                      peers.mmpretrain_like(ours, arch, case.with_cp))
+        if model is None:
+            return None, why
+        if case.impl == 'timm' and case.with_cp:
+            model.features.set_grad_checkpointing(True)
+    else:
+        model = ours if case.impl == 'ours' else official_from(ours)
+    model = model.to(device)
+    if case.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, ''
+
+
+def interleaved(cases: Sequence[Case], arch: str, shape: Sequence[int], device: str, warmup: int, reps: int,
+                train: bool = True) -> Dict[str, dict]:
+    """Inference (and forward+backward) images/s of every case, the cases alternating within each repetition, and
+    each case's largest deviation from ours in fp32 eager relative to the map's largest value."""
+    dev = torch.device(device)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(dev)
+    models, out = {}, {}
+    for case in cases:
+        model, why = build_case(case, arch, dev)
+        if model is None:
+            out[case.name] = dict(skipped=why)
+            continue
+        models[case] = (torch.compile(model) if case.compiled else model, model)
+        out[case.name] = dict(torchvision=_torchvision_label(case))
+    reference = build_case(Case('ours'), arch, dev)[0].eval()
+    with torch.no_grad():
+        expected = reference(x)
+    for case, (run_model, model) in models.items():
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=case.precision == 'bf16')
+        model.eval()
+        with torch.no_grad(), autocast:
+            got = run_model(x.contiguous(memory_format=torch.channels_last) if case.channels_last else x)
+        out[case.name]['max_rel_dev'] = max(((g.float() - e).abs().max() / e.abs().max()).item()
+                                            for g, e in zip(got, expected))
+    for mode in ('infer', 'train') if train else ('infer',):
+        seconds: Dict[Case, list] = {case: [] for case in models}
+        for i in range(warmup + reps):
+            order = list(models.items())
+            for case, (run_model, model) in order[i % len(order):] + order[:i % len(order)]:  # rotating first
+                autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=case.precision == 'bf16')
+                xin = x.contiguous(memory_format=torch.channels_last) if case.channels_last else x
+                model.train(mode == 'train')
+                if dev.type == 'cuda' and i == warmup + reps - 1:
+                    torch.cuda.reset_peak_memory_stats(dev)
+
+                def step() -> None:
+                    if mode == 'infer':
+                        with torch.no_grad(), autocast:
+                            run_model(xin)
+                    else:
+                        with autocast:
+                            loss = sum(o.float().mean() for o in run_model(xin))
+                        loss.backward()
+                start = time.perf_counter()
+                step()
+                _sync(dev)
+                if i >= warmup:
+                    seconds[case].append(time.perf_counter() - start)
+                if dev.type == 'cuda' and i == warmup + reps - 1:
+                    out[case.name][f'{mode}_peak_mb'] = torch.cuda.max_memory_allocated(dev) / 2**20
+        for case in models:
+            out[case.name][f'{mode}_img_s'] = shape[0] / statistics.median(seconds[case])
+    return out
+
+
+def _torchvision_label(case: Case) -> str:
+    from .peers import torchvision_label
+    return torchvision_label() if case.impl == 'timm' else ''

@@ -244,7 +244,7 @@ def test_inferencers_read_every_shipped_config(config, default_paths):
     cfg = read_config(config)
     if cfg.default_scope == 'mmdet':
         from mmdet.apis import DetInferencer as Inferencer
-        heads = cfg.model.roi_head.bbox_head
+        heads = cfg.model.roi_head.bbox_head if 'roi_head' in cfg.model else cfg.model.bbox_head  # RTMDet: one stage
         predicted = (heads[-1] if isinstance(heads, list) else heads).num_classes
     else:
         from mmseg.apis import MMSegInferencer as Inferencer

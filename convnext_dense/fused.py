@@ -31,15 +31,17 @@ def compute_dtype(x: Tensor) -> torch.dtype:
 
 def applies(x: Tensor, block: nn.Module) -> bool:
     """Whether the fused path can run for block input ``x`` (an NCHW map)."""
+    # First: under torch.compile this folds to False before anything dynamo cannot trace (mkldnn queries) breaks
+    # the graph at every block.
+    if torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing():
+        return False
+    if torch.onnx.is_in_onnx_export():
+        return False
     if torch.is_grad_enabled() and (x.requires_grad or block.pwconv1.weight.requires_grad):
         return False
     if block.training and block.drop_path.drop_prob > 0:
         return False
     if x.device.type != 'cpu' or not torch.backends.mkldnn.is_available():
-        return False
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return False
-    if torch.onnx.is_in_onnx_export():
         return False
     dtype = compute_dtype(x)
     if dtype not in FUSED_DTYPES or (dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()):

@@ -183,6 +183,15 @@ def test_fused_inference_path_matches_the_plain_ops(use_grn, monkeypatch):
         torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
 
 
+def test_torch_compile_traces_the_backbone_in_one_graph():
+    """The fused path's checks fold away under torch.compile: no graph break per block (each broken block was compiled
+    once per width and hit dynamo's recompile limit, so compiled inference ran slower than eager)."""
+    import torch._dynamo
+    with torch.no_grad():
+        explained = torch._dynamo.explain(ConvNeXt(TINY).eval())(torch.randn(1, 3, 64, 64))
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+
+
 def test_fused_weights_follow_parameter_updates_and_copies(monkeypatch):
     import copy
     model = randomize(ConvNeXt(TINY)).eval()

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..checkpoint.loading import map_whole_model
 from .cli import build_model, toolkit_scope
+from .export_models import PHOTO
 from .peers import import_mmpretrain
 
 # name: (our config, relative to the repository root; the stock config, None for none). The demo configs (atto,
@@ -39,9 +40,8 @@ PARTS = ('data_preprocessor', 'backbone', 'neck')
 
 def sample_image(height: int, width: int) -> torch.Tensor:
     """matplotlib's sample photo (grace_hopper.jpg) resized to (3, height, width), uint8 BGR as mm pipelines load."""
-    import matplotlib.cbook
     import mmcv
-    image = mmcv.imread(matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False))
+    image = mmcv.imread(str(PHOTO))
     return torch.from_numpy(np.ascontiguousarray(mmcv.imresize(image, (width, height)).transpose(2, 0, 1)))
 
 

@@ -54,6 +54,30 @@ def output_names(backbone: ConvNeXt) -> List[str]:
     return [f'stage{i}' for i in backbone.out_indices]
 
 
+def export_dynamic(module: torch.nn.Module, example: torch.Tensor, out: str, output_names: Sequence[str],
+                   min_size: int, opset: int = DEFAULT_OPSET, external_data: bool = False) -> None:
+    """Export ``module`` (one input, named ``image``) with dynamic batch, height and width >= ``min_size``.
+
+    Args:
+        module: The module to export, in eval mode.
+        example: Its traced input, ``2 x 3 x H x W``: torch.export treats a dimension of size 1 as a constant.
+        out: The ``.onnx`` file to write.
+        output_names: The graph's output names, in order.
+        min_size: The smallest height and width the graph accepts.
+        opset: ONNX opset, at least 17. Default: 18.
+        external_data: Keep the weights in ``out + '.data'`` (past protobuf's 2 GiB). Default: False.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
+    if min(example.shape[-2:]) < min_size:
+        raise ValueError(f'shape={tuple(example.shape[-2:])}: height and width must be at least {min_size}')
+    dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=min_size),
+            3: torch.export.Dim('width', min=min_size)}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.onnx.export(module, (example,), out, dynamo=True, opset_version=opset, input_names=['image'],
+                      output_names=list(output_names), dynamic_shapes=(dims,), external_data=external_data)
+
+
 def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512),
                 opset: int = DEFAULT_OPSET, half: bool = False) -> List[str]:
     """Export ``backbone`` to ONNX with dynamic batch, height and width.
@@ -72,21 +96,10 @@ def export_onnx(backbone: ConvNeXt, out: str, shape: Tuple[int, int] = (512, 512
     Returns:
         The files written: ``out``, and ``out + '.data'`` when the weights exceed protobuf's 2 GiB.
     """
-    if opset < MIN_OPSET:
-        raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
-    if min(shape) < backbone.min_input_size:
-        raise ValueError(f'shape={tuple(shape)}: height and width must be at least {backbone.min_input_size}')
-    backbone = copy.deepcopy(backbone).half().eval() if half else backbone.eval()
-    # torch.export treats a dimension of size 1 as a constant, so the example batch has two images
     example = torch.randn(2, 3, *shape, dtype=torch.float16 if half else torch.float32)
-    lowest = backbone.min_input_size
-    dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=lowest),
-            3: torch.export.Dim('width', min=lowest)}
-    weight_bytes = sum(p.numel() * p.element_size() for p in backbone.parameters())
-    external = weight_bytes > PROTOBUF_LIMIT
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.onnx.export(backbone, (example,), out, dynamo=True, opset_version=opset, input_names=['image'],
-                      output_names=output_names(backbone), dynamic_shapes={'x': dims}, external_data=external)
+    backbone = copy.deepcopy(backbone).half() if half else backbone
+    external = sum(p.numel() * p.element_size() for p in backbone.parameters()) > PROTOBUF_LIMIT
+    export_dynamic(backbone.eval(), example, out, output_names(backbone), backbone.min_input_size, opset, external)
     return [out, out + '.data'] if external else [out]
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..hooks import check_checkpoint_fits
 from .cli import build_model, load_config
-from .export import DEFAULT_OPSET, MIN_OPSET
+from .export import DEFAULT_OPSET, export_dynamic
 
 PHOTO = Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'  # shipped with matplotlib
 FP32_TOLERANCE = 1e-4  # largest absolute difference accepted between onnxruntime and PyTorch, fp32
@@ -165,17 +165,9 @@ def export_graph(graph: nn.Module, out: str, shape: Tuple[int, int] = (512, 512)
     Returns:
         The output names.
     """
-    if opset < MIN_OPSET:
-        raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
-    if min(shape) < min_size:
-        raise ValueError(f'shape={tuple(shape)}: height and width must be at least {min_size}')
     names = output_names(graph)
-    example = torch.rand(2, 3, *shape) * 255  # a batch of 2: torch.export treats a size-1 dimension as a constant
-    dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=min_size),
-            3: torch.export.Dim('width', min=min_size)}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(export_safe(graph).eval(), (example,), out, dynamo=True, opset_version=opset,
-                      input_names=['image'], output_names=names, dynamic_shapes={'image': dims})
+    example = torch.rand(2, 3, *shape) * 255
+    export_dynamic(export_safe(graph).eval(), example, out, names, min_size, opset)
     return names
 
 

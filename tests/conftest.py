@@ -30,7 +30,7 @@ CONFIG_VARIABLES = ('CONVNEXT_PRETRAINED', 'COCO_ROOT', 'COCO_DEMO_ROOT', 'ADE20
 
 def run_tool(*args: str, env: Optional[dict] = None) -> str:
     """Run ``python ARGS`` in the repository root; its output (stdout, then stderr), after checking it succeeded."""
-    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
 

@@ -1,4 +1,6 @@
 """The ConvNeXt backbone: shapes, contract, gradients, checkpointing, freezing, V2 blocks, errors, numerics."""
+import multiprocessing
+
 import pytest
 import torch
 
@@ -245,4 +247,12 @@ def test_ddp_gradients_have_their_bucket_strides():
     gradient (the channels-last depthwise ones included) has its parameter's strides, so DDP copies none of them
     through a strided view in every step."""
     from convnext_dense.tools.bench_ddp import ddp_steps
-    assert ddp_steps(TINY, (2, 3, 64, 64), steps=2, strict=True) > 0
+    assert ddp_steps(TINY, (2, 3, 64, 64), steps=2, strict=True, timeout=60) > 0
+
+
+def test_ddp_steps_kill_processes_still_running_at_the_timeout():
+    """A hung rank ends as a TimeoutError naming it, its processes killed, instead of a test run that never ends."""
+    from convnext_dense.tools.bench_ddp import ddp_steps
+    with pytest.raises(TimeoutError, match=r'rank\(s\) \[0, 1\] still running after 0.01 s'):
+        ddp_steps(TINY, (2, 3, 64, 64), steps=1000, timeout=0.01)
+    assert not multiprocessing.active_children()

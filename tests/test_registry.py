@@ -35,7 +35,7 @@ def test_import_needs_only_torch_and_mmengine():
         assert MODELS.get('convnext_dense.ConvNeXt') is convnext_dense.ConvNeXt
         print('ok')
     """)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == 'ok', out.stderr
 
 

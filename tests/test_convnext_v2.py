@@ -14,6 +14,7 @@ from typing import Dict
 import numpy as np
 import pytest
 import torch
+from test_stock_tools import stock_tool
 from torch import Tensor
 
 from conftest import REPO, TINY, randomize, run_tool
@@ -210,21 +211,22 @@ CONFIG_ARCH = dict(depths=(1, 1, 1, 1), channels=(8, 16, 24, 32))  # the arch of
 FAST = ['train_dataloader.num_workers=0', 'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0']
 
 
-def test_v2_detector_trains_from_an_fcmae_file_through_train_py(tmp_path):
-    """The V2 Mask R-CNN recipe, shrunk, trains and evaluates through tools/train.py from an FCMAE file."""
+def test_v2_detector_trains_from_an_fcmae_file_through_mmdets_train_tool(tmp_path):
+    """The V2 Mask R-CNN recipe, shrunk, trains and evaluates through mmdet's own tools/train.py from an FCMAE file
+    (ours is a thin layer over the same Runner, run on the V1 configs elsewhere)."""
     write_coco_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
     source = randomize(ConvNeXt(CONFIG_ARCH, use_grn=True, layer_scale_init_value=0.0))
     weights = fcmae_file(source, tmp_path / 'convnextv2_tiny_fcmae.pt')
     env = dict(os.environ, COCO_ROOT=f'{tmp_path / "data"}/', CONVNEXT_PRETRAINED=weights)
-    log = run_tool('tools/train.py', 'tests/configs/tiny_det_v2.py', '--work-dir', str(tmp_path / 'work'),
-                   '--cfg-options', *FAST, env=env)
+    log = run_tool(str(stock_tool('mmdet', 'train.py')), 'tests/configs/tiny_det_v2.py',
+                   '--work-dir', str(tmp_path / 'work'), '--cfg-options', *FAST, env=env)
     assert 'fcmae layout' in log and 'pre-training decoder), skipped (7)' in log
     assert re.search(r'Epoch\(train\) \[1\]\[2/2\].*loss: ', log) and re.search(r'coco/segm_mAP: ', log)
 
 
-def test_v2_segmentor_trains_from_an_official_v2_file_through_train_py(tmp_path):
-    """The V2 UperNet recipe, shrunk, trains and evaluates through tools/train.py from an official V2 (ImageNet
-    fine-tuned) file, whose GRN tensors are (1, 1, 1, C)."""
+def test_v2_segmentor_trains_from_an_official_v2_file_through_mmsegs_train_tool(tmp_path):
+    """The V2 UperNet recipe, shrunk, trains and evaluates through mmseg's own tools/train.py from an official V2
+    (ImageNet fine-tuned) file, whose GRN tensors are (1, 1, 1, C)."""
     write_ade_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
     source = randomize(ConvNeXt(CONFIG_ARCH, use_grn=True, layer_scale_init_value=0.0))
     official = {k: v.reshape(1, 1, 1, -1) if '.grn.' in k else v for k, v in source.state_dict().items()
@@ -233,7 +235,7 @@ def test_v2_segmentor_trains_from_an_official_v2_file_through_train_py(tmp_path)
     torch.save({'model': {**official, 'norm.weight': torch.ones(32), 'norm.bias': torch.zeros(32),
                           'head.weight': torch.zeros(10, 32), 'head.bias': torch.zeros(10)}}, weights)
     env = dict(os.environ, ADE20K_ROOT=str(tmp_path / 'data'), CONVNEXT_PRETRAINED=weights)
-    log = run_tool('tools/train.py', 'tests/configs/tiny_seg_v2.py', '--work-dir', str(tmp_path / 'work'),
-                   '--cfg-options', *FAST, env=env)
+    log = run_tool(str(stock_tool('mmseg', 'train.py')), 'tests/configs/tiny_seg_v2.py',
+                   '--work-dir', str(tmp_path / 'work'), '--cfg-options', *FAST, env=env)
     assert 'official layout' in log and 'classifier head, pre-training decoder), skipped (4)' in log
     assert re.search(r'Iter\(train\) \[2/2\].*loss: ', log) and re.search(r'mIoU: \d', log)

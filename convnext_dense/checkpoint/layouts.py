@@ -46,14 +46,10 @@ OFFICIAL_CHECKPOINTS: Dict[str, str] = {
 Reshape = Callable[[Tensor], Tensor]
 
 
-def flatten_grn(tensor: Tensor) -> Tensor:
-    """GRN gamma / beta stored as (1, 1, 1, C) (official, HF) or (1, C) (FCMAE) -> our (C,)."""
+def flatten(tensor: Tensor) -> Tensor:
+    """A per-channel tensor stored with singleton dims -> our (C,): GRN gamma / beta as (1, 1, 1, C) (official, HF)
+    or (1, C) (FCMAE), a sparse conv's bias as (1, C) (FCMAE)."""
     return tensor.reshape(-1) if tensor.dim() > 1 else tensor
-
-
-def flatten_bias(tensor: Tensor) -> Tensor:
-    """A sparse conv's bias (1, C) (FCMAE) -> our (C,)."""
-    return tensor.reshape(-1)
 
 
 def sparse_kernel_to_conv(tensor: Tensor) -> Tensor:
@@ -74,7 +70,7 @@ def conv_to_linear(tensor: Tensor) -> Tensor:
     return tensor.flatten(1) if tensor.dim() == 4 and tensor.shape[2:] == (1, 1) else tensor
 
 
-GRN_RESHAPES: Dict[str, Reshape] = {'stages.{i}.{j}.grn.gamma': flatten_grn, 'stages.{i}.{j}.grn.beta': flatten_grn}
+GRN_RESHAPES: Dict[str, Reshape] = {'stages.{i}.{j}.grn.gamma': flatten, 'stages.{i}.{j}.grn.beta': flatten}
 
 
 @dataclass(frozen=True)
@@ -187,7 +183,7 @@ LAYOUTS: Tuple[Layout, ...] = (
         grn_beta='encoder.stages.{i}.{j}.grn.beta', pwconv2='encoder.stages.{i}.{j}.pwconv2.linear'),
         classifier=('decoder', 'mask_token', 'proj', 'pred'),
         reshapes={**GRN_RESHAPES, **{OURS[part] + leaf: fix for part in ('down_conv', 'dwconv')
-                                     for leaf, fix in (('.weight', sparse_kernel_to_conv), ('.bias', flatten_bias))}},
+                                     for leaf, fix in (('.weight', sparse_kernel_to_conv), ('.bias', flatten))}},
         aliases=((re.compile(r'\.kernel$'), '.weight'),)),
 )
 LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS)

@@ -93,8 +93,9 @@ def build_pair(name: str, repo: str, device: torch.device) -> Tuple[nn.Module, O
     ours = build_model(ours_cfg).to(device)
     if stock_path is None:
         return ours, None, ours_cfg, None, 'no stock counterpart'
-    if import_mmpretrain()[0] is None:
-        return ours, None, ours_cfg, None, import_mmpretrain()[1]
+    mmpretrain_models, why = import_mmpretrain()
+    if mmpretrain_models is None:
+        return ours, None, ours_cfg, None, why
     stock_cfg = get_config(stock_path)
     stock = build_model(stock_cfg).to(device)
     state_dict, layout = map_whole_model(stock.state_dict())

@@ -19,6 +19,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 from pycocotools import mask as mask_utils
+from test_stock_tools import stock_tool
 
 from conftest import REPO, TINY, randomize, read_config, run_tool
 from convnext_dense import ConvNeXt, output_shape
@@ -377,15 +378,22 @@ def test_new_detectors_run_a_loss_and_a_predict_step(name):
             assert result.pred_instances.masks.shape[-2:] == (64, 64)
 
 
+def mmpretrain_file(source: ConvNeXt, path: Path) -> str:
+    """``source``'s weights as mmpretrain's ImageNet classifier file: its names, ``backbone.`` prefix, the final
+    LayerNorm as ``backbone.norm3`` and a 10-class head."""
+    renamed = {re.sub(r'\.pwconv(\d)\.', r'.pointwise_conv\1.', k.replace('.dwconv.', '.depthwise_conv.')): v
+               for k, v in source.state_dict().items() if k.startswith(('downsample', 'stages', 'norm3'))}
+    channels = source.out_channels[-1]
+    torch.save(dict(state_dict={**{'backbone.' + k: v for k, v in renamed.items()},
+                                'head.fc.weight': torch.zeros(10, channels), 'head.fc.bias': torch.zeros(10)}), path)
+    return str(path)
+
+
 def test_rtmdet_backbone_loads_and_applies_mmpretrains_final_norm(tmp_path):
     """mmpretrain's classification file keeps its final LayerNorm as backbone.norm3: RTMDet's stage-3 map goes
     through it (mmpretrain's gap_before_final_norm=False), norm1 and norm2 start at init."""
     source = randomize(ConvNeXt(TINY, layer_scale_init_value=1.0)).eval()
-    renamed = {re.sub(r'\.pwconv(\d)\.', r'.pointwise_conv\1.', k.replace('.dwconv.', '.depthwise_conv.')): v
-               for k, v in source.state_dict().items() if k.startswith(('downsample', 'stages', 'norm3'))}
-    path = tmp_path / 'mmpretrain.pth'
-    torch.save(dict(state_dict={**{'backbone.' + k: v for k, v in renamed.items()},
-                                'head.fc.weight': torch.zeros(10, 32), 'head.fc.bias': torch.zeros(10)}), path)
+    path = mmpretrain_file(source, tmp_path / 'mmpretrain.pth')
     backbone_cfg = load(RTMDET).model.backbone
     backbone_cfg.arch, backbone_cfg.init_cfg.checkpoint = TINY, str(path)
     backbone = MODELS.build(backbone_cfg)
@@ -395,3 +403,20 @@ def test_rtmdet_backbone_loads_and_applies_mmpretrains_final_norm(tmp_path):
     image = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(backbone.eval()(image)[-1], source(image)[-1], rtol=0, atol=1e-5)
+
+
+def test_rtmdet_trains_through_mmdets_train_tool(tmp_path):
+    """The RTMDet recipe, shrunk (``tests/configs/tiny_rtmdet.py``), trains two epochs from an mmpretrain file
+    through mmdet's own tools/train.py: Mosaic / MixUp, then the stage-2 pipeline, EMA, our layer-decay constructor
+    and run-time guarantees, COCO evaluation."""
+    write_coco_demo(str(tmp_path / 'data'), num_train=4, num_val=2, seed=0, size=64)
+    source = randomize(ConvNeXt(dict(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256)), layer_scale_init_value=1.0))
+    env = dict(os.environ, COCO_ROOT=f'{tmp_path / "data"}/',
+               CONVNEXT_PRETRAINED=mmpretrain_file(source, tmp_path / 'mmpretrain.pth'))
+    log = run_tool(str(stock_tool('mmdet', 'train.py')), 'tests/configs/tiny_rtmdet.py', '--work-dir',
+                   str(tmp_path / 'work'), env=env)
+    assert 'mmpretrain layout' in log and 'classifier head, pre-training decoder), skipped (2)' in log
+    assert 'Switch pipeline now!' in log
+    for epoch in (1, 2):
+        assert re.search(rf'Epoch\(train\) +\[{epoch}\]\[2/2\].*loss: ', log), log[-3000:]
+    assert len(re.findall(r'coco/bbox_mAP: ', log)) == 2

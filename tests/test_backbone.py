@@ -194,7 +194,7 @@ def test_torch_compile_traces_the_backbone_in_one_graph():
     assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
 
 
-def test_fused_weights_follow_parameter_updates_and_copies(monkeypatch):
+def test_fused_weights_follow_parameter_updates_and_copies():
     import copy
     model = randomize(ConvNeXt(TINY)).eval()
     x = torch.randn(1, 3, 64, 64)

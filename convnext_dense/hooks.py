@@ -34,6 +34,7 @@ from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
 from .dataset_checks import check_dataset_config, check_labels, check_samples
 from .resume import POINTER, check_resume
+from .train_state import STATE_KEY, capture
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
 
@@ -93,6 +94,8 @@ class AtomicCheckpointHook(CheckpointHook):
     all three. Checkpoints go to local disk (``out_dir`` is a local path); an object store needs none of this.
     """
 
+    _written_at: Optional[int] = None  # the iterations done when the last checkpoint was written
+
     def before_run(self, runner) -> None:
         """Check what a training run resumes from (``convnext_dense.resume``) before mmengine loads anything."""
         if not isinstance(runner._train_loop, BaseLoop):  # testing: nothing is resumed
@@ -115,21 +118,34 @@ class AtomicCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))  # saved in the checkpoint
 
-        filename = self.filename_tmpl.format(step)
-        previous, self.last_ckpt = self.last_ckpt, osp.join(self.out_dir, filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        with stop_on_write_error(self.last_ckpt, previous):
-            runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
-                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-            if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
-                return
-            commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
-            write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
+        self._write(runner, self.filename_tmpl.format(step), meta, self.by_epoch)
         for name in outdated:
             path = osp.join(self.out_dir, name)
             if osp.isfile(path):
                 os.remove(path)
+
+    def save_now(self, runner) -> str:
+        """Write a checkpoint of the iteration just finished, also inside an epoch, as ``iter_{N}.pth`` (outside
+        ``max_keep_ckpts``' count), and point ``last_checkpoint`` at it; every rank calls it, rank 0 writes. Returns
+        the file's path; a checkpoint already written at this iteration is not written twice."""
+        if self._written_at != runner.iter + 1:
+            self._write(runner, f'iter_{runner.iter + 1}.pth', {}, by_epoch=False)
+        return self.last_ckpt
+
+    def _write(self, runner, filename: str, meta: dict, by_epoch: bool) -> None:
+        # every rank's random states: a collective, before the main process alone writes
+        meta = dict(meta, **{STATE_KEY: capture(runner)})
+        previous, self.last_ckpt = self.last_ckpt, osp.join(self.out_dir, filename)
+        self._written_at = runner.iter + (0 if by_epoch else 1)  # iterations done: mmengine's meta['iter']
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        with stop_on_write_error(self.last_ckpt, previous):
+            runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
+                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                                   meta=meta, by_epoch=by_epoch, backend_args=self.backend_args, **self.args)
+            if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
+                return
+            commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
+            write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
 
     def _save_best_checkpoint(self, runner, metrics: Dict[str, float]) -> None:
         """mmengine's, but the new best file is written under a ``.partial`` name and renamed, and the previous best

@@ -14,6 +14,9 @@ from mmengine.registry import Registry
 from .backbone import ConvNeXt
 from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
+from .preemption import PreemptionHook
+from .train_state import ExactResumeHook
+from .watchdog import WatchdogHook
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
@@ -25,7 +28,8 @@ HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
 CLASSES = {
     'MODELS': (ConvNeXt,),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
-    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook),
+    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook, ExactResumeHook,
+              PreemptionHook, WatchdogHook),
 }
 
 

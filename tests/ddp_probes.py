@@ -1,7 +1,9 @@
 """Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights,
-each rank's share of the merged evaluation, and a rank that stops mid-run to be killed."""
+each rank's share of the merged evaluation, a rank that stops mid-run to be killed (or to be named by the
+watchdog), and a rank that signals itself."""
 import os
 import os.path as osp
+import signal
 import time
 
 import torch
@@ -54,3 +56,15 @@ class PauseHook(Hook):
             f.write(str(os.getpid()))
         os.replace(path + '.tmp', path)  # the test reads a complete pid
         time.sleep(60)
+
+
+@HOOKS.register_module()
+class SignalHook(Hook):
+    """With ``SIGNAL_RANK=r SIGNAL_AT=i SIGNAL=NAME`` (and ``SIGNAL_COUNT=n``, default 1) in the environment, rank r
+    sends itself signal NAME n times during iteration i (after its batch is loaded); otherwise nothing."""
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if os.environ.get('SIGNAL_RANK') != str(get_rank()) or runner.iter + 1 != int(os.environ['SIGNAL_AT']):
+            return
+        for _ in range(int(os.environ.get('SIGNAL_COUNT', '1'))):
+            os.kill(os.getpid(), getattr(signal, os.environ['SIGNAL']))

@@ -59,6 +59,7 @@ class PreemptionHook(Hook):
         signum, rank = (int(v) for v in flag.tolist())
         if not signum:
             return
+        self.after_train(runner)  # a signal from now on (torchrun ending the ranks) acts at once
         hook = next((h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)), None)
         if hook is None:
             raise ValueError('PreemptionHook saves through default_hooks.checkpoint, which must be '

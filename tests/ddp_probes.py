@@ -61,10 +61,12 @@ class PauseHook(Hook):
 @HOOKS.register_module()
 class SignalHook(Hook):
     """With ``SIGNAL_RANK=r SIGNAL_AT=i SIGNAL=NAME`` (and ``SIGNAL_COUNT=n``, default 1) in the environment, rank r
-    sends itself signal NAME n times during iteration i (after its batch is loaded); otherwise nothing."""
+    sends itself signal NAME n times during iteration i (after its batch is loaded), or with ``SIGNAL_TARGET=parent``
+    to its launcher (torchrun, which forwards it to every rank); otherwise nothing."""
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if os.environ.get('SIGNAL_RANK') != str(get_rank()) or runner.iter + 1 != int(os.environ['SIGNAL_AT']):
             return
         for _ in range(int(os.environ.get('SIGNAL_COUNT', '1'))):
-            os.kill(os.getpid(), getattr(signal, os.environ['SIGNAL']))
+            target = os.getppid() if os.environ.get('SIGNAL_TARGET') == 'parent' else os.getpid()
+            os.kill(target, getattr(signal, os.environ['SIGNAL']))

@@ -94,8 +94,6 @@ class AtomicCheckpointHook(CheckpointHook):
     all three. Checkpoints go to local disk (``out_dir`` is a local path); an object store needs none of this.
     """
 
-    _written_at: Optional[int] = None  # the iterations done when the last checkpoint was written
-
     def before_run(self, runner) -> None:
         """Check what a training run resumes from (``convnext_dense.resume``) before mmengine loads anything."""
         if not isinstance(runner._train_loop, BaseLoop):  # testing: nothing is resumed
@@ -106,6 +104,7 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        self._written_at: Optional[int] = None  # the iterations done when this run last wrote a checkpoint
         if not isinstance(self.file_backend, LocalBackend):
             raise ValueError(f'AtomicCheckpointHook writes local files; out_dir={self.out_dir!r} is not local: set '
                              "default_hooks.checkpoint.type='CheckpointHook' for remote storage")
@@ -125,16 +124,14 @@ class AtomicCheckpointHook(CheckpointHook):
                 os.remove(path)
 
     def save_now(self, runner) -> str:
-        """Write a checkpoint of the iteration just finished, also inside an epoch, as ``iter_{N}.pth`` (outside
-        ``max_keep_ckpts``' count), and point ``last_checkpoint`` at it; every rank calls it, rank 0 writes. Returns
-        the file's path; a checkpoint already written at this iteration is not written twice."""
+        """Write ``iter_{N}.pth`` of the iteration just finished (inside an epoch too; not counted by max_keep_ckpts)
+        unless written already, and point ``last_checkpoint`` at it; every rank calls it. Returns its path."""
         if self._written_at != runner.iter + 1:
             self._write(runner, f'iter_{runner.iter + 1}.pth', {}, by_epoch=False)
         return self.last_ckpt
 
     def _write(self, runner, filename: str, meta: dict, by_epoch: bool) -> None:
-        # every rank's random states: a collective, before the main process alone writes
-        meta = dict(meta, **{STATE_KEY: capture(runner)})
+        meta = dict(meta, **{STATE_KEY: capture(runner)})  # a collective: before the main process alone writes
         previous, self.last_ckpt = self.last_ckpt, osp.join(self.out_dir, filename)
         self._written_at = runner.iter + (0 if by_epoch else 1)  # iterations done: mmengine's meta['iter']
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)

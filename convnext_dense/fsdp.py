@@ -30,7 +30,12 @@ from mmengine._strategy import FSDPStrategy as MMEngineFSDPStrategy
 from mmengine.dist import is_distributed
 from mmengine.optim import BaseOptimWrapper
 from torch import nn
-from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
+from torch.distributed.fsdp import (
+    FullOptimStateDictConfig,
+    FullStateDictConfig,
+    FullyShardedDataParallel,
+    StateDictType,
+)
 from torch.optim import Optimizer
 
 from .layers import ConvNeXtBlock
@@ -40,6 +45,21 @@ WHOLE_ON_RANK0 = dict(
     state_dict_type=StateDictType.FULL_STATE_DICT,
     state_dict_config=FullStateDictConfig(offload_to_cpu=False, rank0_only=True),
     optim_state_dict_config=FullOptimStateDictConfig(offload_to_cpu=False, rank0_only=True))
+
+
+def is_fsdp(model: nn.Module) -> bool:
+    return isinstance(model, FullyShardedDataParallel)
+
+
+def unsharded(runner) -> nn.Module:
+    """The FSDP runner's model as it was before sharding, on the meta device: the shapes, no memory (the FSDP
+    model's own parameters are 1-D shards)."""
+    skeleton = getattr(runner.strategy, 'skeleton', None)
+    if skeleton is None:
+        raise ValueError(f"strategy={type(runner.strategy).__name__}: train with strategy type "
+                         "'convnext_dense.FSDPStrategy' (configs/_base_/fsdp.py), which keeps what a loaded "
+                         'checkpoint is checked against')
+    return skeleton
 
 
 def wrap_convnext_blocks(module: nn.Module, recurse: bool, nonwrapped_numel: int) -> bool:
@@ -70,6 +90,13 @@ class FSDPStrategy(MMEngineFSDPStrategy):
             dist.init_process_group(backend='gloo')  # torchrun's env:// variables; init_dist would pin a GPU
         super()._setup_distributed(launcher, backend, **kwargs)
 
+    def build_model(self, model):
+        model = super().build_model(model)
+        # a copy on the meta device, before sharding: the same modules and shapes, no memory
+        memo = {id(t): torch.empty_like(t, device='meta') for t in (*model.parameters(), *model.buffers())}
+        self.skeleton = copy.deepcopy(model, memo)
+        return model
+
     def prepare(self, model, *, optim_wrapper=None, **kwargs):
         self._optim_cfg = optim_wrapper
         return super().prepare(model, optim_wrapper=optim_wrapper, **kwargs)
@@ -82,6 +109,11 @@ class FSDPStrategy(MMEngineFSDPStrategy):
             self.model_wrapper = dict(self.model_wrapper or dict(type='MMFullyShardedDataParallel'),
                                       device_id=torch.device('cpu'))
         return super()._wrap_model(model)
+
+    def load_optim_state_dict(self, state_dict: dict) -> None:
+        # mmengine passes FSDP.optim_state_dict_to_load its arguments in an order torch 2.x does not take
+        self.optim_wrapper.load_state_dict(
+            FullyShardedDataParallel.optim_state_dict_to_load(self.model, self.optim_wrapper.optimizer, state_dict))
 
     def build_optim_wrapper(self, optim_wrapper, model: Optional[nn.Module] = None):
         if isinstance(getattr(self, '_optim_cfg', None), BaseOptimWrapper):

@@ -1,5 +1,4 @@
-"""Reliability hooks: crash-safe checkpoints, a stop on a non-finite loss, a check that a loaded checkpoint fits, and
-the dataset checks.
+"""Reliability hooks: crash-safe checkpoints, a non-finite loss stop, a check that a loaded checkpoint fits, the data.
 
 Every shipped config declares them (``configs/_base_/reliability.py``), so they run through any tool that builds a
 mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / ``tools/test.py``, ``mim`` or
@@ -33,6 +32,7 @@ from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
 from .dataset_checks import check_dataset_config, check_labels, check_samples
+from .fsdp import is_fsdp, unsharded
 from .resume import POINTER, check_resume
 from .train_state import STATE_KEY, capture
 
@@ -211,9 +211,9 @@ class CheckpointFitHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        # mmengine loads into the wrapped model of a DDP wrapper and of a test-time-augmentation model alike
+        # the wrapped model of a DDP wrapper or a test-time-augmentation model; FSDP's (1-D shards): its shapes
         wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
-        model = runner.model.module if wrapped else runner.model
+        model = unsharded(runner) if is_fsdp(runner.model) else runner.model.module if wrapped else runner.model
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
         check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))
 

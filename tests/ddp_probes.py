@@ -1,6 +1,7 @@
 """Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights,
 each rank's share of the merged evaluation, a rank that stops mid-run to be killed (or to be named by the
-watchdog), and a rank that signals itself."""
+watchdog), a rank that signals itself, and the bytes of state each rank holds."""
+import json
 import os
 import os.path as osp
 import signal
@@ -70,3 +71,17 @@ class SignalHook(Hook):
         for _ in range(int(os.environ.get('SIGNAL_COUNT', '1'))):
             target = os.getppid() if os.environ.get('SIGNAL_TARGET') == 'parent' else os.getpid()
             os.kill(target, getattr(signal, os.environ['SIGNAL']))
+
+
+@HOOKS.register_module()
+class StateBytesHook(Hook):
+    """After training, write the bytes of the parameters and optimizer state this rank holds (a shard of them under
+    FSDP) to ``rank{r}_bytes.json`` in the work dir."""
+
+    def after_train(self, runner) -> None:
+        def size(tensors) -> int:
+            return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+        state = runner.optim_wrapper.optimizer.state.values()
+        held = dict(params=size(runner.model.parameters()), optimizer=size(v for s in state for v in s.values()))
+        with open(osp.join(runner.work_dir, f'rank{get_rank()}_bytes.json'), 'w') as f:
+            json.dump(held, f)

@@ -1,8 +1,11 @@
 """Training that survives the cluster, through the real tools on the tiny detector (3 epochs; 4 iterations each in
 one process, 2 per rank in two gloo processes): SIGTERM and SIGUSR1 end a run after the current iteration with a
 checkpoint of it and exit code 75, a second signal ends it at once, ``--resume auto`` (ours, and mmdet's own
-tools/train.py) continues inside the epoch with the uninterrupted run's losses, and a stuck rank is named by the
-watchdog within its timeout. (A rank that dies ends the job with its name: test_distributed's killed-rank test.)"""
+tools/train.py) continues inside the epoch with the uninterrupted run's losses, a stuck rank is named by the
+watchdog within its timeout, and FSDP (configs/_base_/fsdp.py) trains with DDP's losses on half the state per rank,
+saves whole checkpoints when stopped and resumes from them. (A rank that dies ends the job with its name:
+test_distributed's killed-rank test.)"""
+import json
 import os
 import signal
 import subprocess
@@ -25,13 +28,14 @@ from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.watchdog import STUCK_EXIT_CODE
 
 CONFIG = REPO / 'tests' / 'configs' / 'preempt_det.py'
+FSDP = REPO / 'tests' / 'configs' / 'fsdp_det.py'
 TOL = 1e-5
 
 
-def dist_train(work_dir: Path, env: dict, *options: str) -> subprocess.Popen:
-    """``bash tools/dist_train.sh preempt_det.py 2 --work-dir WORK_DIR OPTIONS``, started."""
+def dist_train(work_dir: Path, env: dict, *options: str, config: Path = CONFIG) -> subprocess.Popen:
+    """``bash tools/dist_train.sh CONFIG 2 --work-dir WORK_DIR OPTIONS``, started."""
     log = tempfile.TemporaryFile(mode='w+')
-    proc = subprocess.Popen(['bash', 'tools/dist_train.sh', str(CONFIG), '2', '--work-dir', str(work_dir), *options],
+    proc = subprocess.Popen(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(work_dir), *options],
                             cwd=REPO, env=dist_env(env), stdout=log, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     proc.log = log
@@ -56,11 +60,12 @@ def runs(tmp_path_factory) -> Dict[str, object]:
     """Every run of this module, the independent ones started together: the uninterrupted runs (one process, two),
     a one-process run sent SIGTERM in iteration 6 and resumed by mmdet's tools/train.py, a run sent SIGUSR1 twice,
     a two-process job whose rank 1 is sent SIGTERM in iteration 3, resumed and stopped again by SIGUSR1 sent to
-    torchrun in iteration 5; and a job whose rank 1 hangs before iteration 5."""
+    torchrun in iteration 5; a job whose rank 1 hangs before iteration 5; and an FSDP job sent SIGTERM to rank 0 in
+    iteration 3, then resumed to the end."""
     root = tmp_path_factory.mktemp('preempt')
     write_coco_demo(str(root / 'coco'), num_train=4, num_val=2, seed=0, size=64)
     env = dict(os.environ, COCO_DEMO_ROOT=f'{root / "coco"}/')
-    one, two = root / 'one', root / 'two'
+    one, two, fsdp = root / 'one', root / 'two', root / 'fsdp'
     started = {
         'reference one': train(root / 'reference_one', env),
         'reference two': dist_train(root / 'reference_two', env),
@@ -69,14 +74,18 @@ def runs(tmp_path_factory) -> Dict[str, object]:
         'two': dist_train(two, dict(env, **signal_at(1, 3, 'SIGTERM'))),
         'hang': dist_train(root / 'hang', dict(env, PAUSE_RANK='1', PAUSE_AT='4'), '--cfg-options',
                            'watchdog_timeout=3'),
+        'fsdp': dist_train(fsdp, dict(env, **signal_at(0, 3, 'SIGTERM')), config=FSDP),
     }
     result: Dict[str, object] = dict(root=root)
     result['hang'] = (ends(started.pop('hang')), time.time())
     result['one'] = [(started['one'].wait(timeout=300), output(started.pop('one')))]
     result['two'] = [(started['two'].wait(timeout=300), output(started.pop('two')))]
+    result['fsdp'] = [(started['fsdp'].wait(timeout=300), output(started.pop('fsdp')))]
     resumed_one = train(one, env, '--resume', 'auto', script=str(stock_tool('mmdet', 'train.py')))
     resumed_two = dist_train(two, dict(env, **signal_at(1, 5, 'SIGUSR1', SIGNAL_TARGET='parent')), '--resume', 'auto')
+    resumed_fsdp = dist_train(fsdp, env, '--resume', 'auto', config=FSDP)
     result['one'].append((resumed_one.wait(timeout=300), output(resumed_one)))
+    result['fsdp'].append((resumed_fsdp.wait(timeout=300), output(resumed_fsdp)))
     result['two'].append((resumed_two.wait(timeout=300), output(resumed_two)))
     for name, proc in started.items():
         result[name] = (proc.wait(timeout=300), output(proc))
@@ -146,3 +155,30 @@ def test_a_stuck_rank_is_named_within_the_timeout(runs):
     assert f'exitcode  : {STUCK_EXIT_CODE}' in out
     assert seconds < 45, seconds  # the hung rank sleeps 60 s: the watchdog, not the sleep, ended the job
     assert read_checkpoint(work / 'epoch_2.pth')['meta']['epoch'] == 2
+
+
+def held_bytes(work_dir: Path) -> List[int]:
+    """Per rank, the bytes of parameters + optimizer state it held at the end (tests/ddp_probes.StateBytesHook)."""
+    return [sum(json.loads((work_dir / f'rank{rank}_bytes.json').read_text()).values()) for rank in (0, 1)]
+
+
+def test_fsdp_trains_like_ddp_on_half_the_state_saves_whole_and_resumes(runs):
+    root = runs['root']
+    work, reference = root / 'fsdp', root / 'reference_two'
+    (first, first_out), (resumed, resumed_out) = runs['fsdp']
+    assert first != 0 and f'SIGTERM received by rank 0: stopped after iteration 3 (epoch 2), checkpoint ' \
+                          f'{work}/iter_3.pth' in first_out, first_out[-3000:]
+    whole = read_checkpoint(work / 'iter_3.pth')['state_dict']  # gathered on rank 0: the DDP run's layout
+    ddp = read_checkpoint(reference / 'epoch_3.pth')['state_dict']
+    assert {k: v.shape for k, v in whole.items()} == {k: v.shape for k, v in ddp.items()}
+    assert resumed == 0, resumed_out[-3000:]
+    assert 'resuming inside epoch 2: its first 1 of 2 batches are skipped unloaded' in resumed_out
+    (expected,) = logged(reference)
+    losses = logged(work)
+    assert [sorted(run) for run in losses] == [[1, 2, 3], [4, 5, 6]]
+    assert_losses_equal(losses, expected)  # DDP's, from the first iteration on, across the stop
+    final = read_checkpoint(work / 'epoch_3.pth')['state_dict']
+    assert all(torch.allclose(final[k].float(), ddp[k].float(), atol=TOL) for k in ddp)
+    sharded, replicated = held_bytes(work), held_bytes(reference)
+    print(f'parameters + optimizer state per rank: FSDP {sharded} B, DDP {replicated} B')
+    assert all(0.45 <= s / r <= 0.6 for s, r in zip(sharded, replicated)), (sharded, replicated)

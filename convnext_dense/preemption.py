@@ -44,6 +44,10 @@ class PreemptionHook(Hook):
         self._received = signum
 
     def before_train(self, runner) -> None:
+        self._checkpoint = next((h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)), None)
+        if self._checkpoint is None:
+            raise ValueError('PreemptionHook saves through default_hooks.checkpoint, which must be '
+                             "convnext_dense.AtomicCheckpointHook (configs/_base_/reliability_hooks.py)")
         for signum in SIGNALS:
             signal.signal(signum, self._on_signal)
 
@@ -60,11 +64,7 @@ class PreemptionHook(Hook):
         if not signum:
             return
         self.after_train(runner)  # a signal from now on (torchrun ending the ranks) acts at once
-        hook = next((h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)), None)
-        if hook is None:
-            raise ValueError('PreemptionHook saves through default_hooks.checkpoint, which must be '
-                             "convnext_dense.AtomicCheckpointHook (configs/_base_/reliability_hooks.py)")
-        path = hook.save_now(runner)
+        path = self._checkpoint.save_now(runner)
         if runner.distributed:
             dist.barrier()  # no rank exits (and has torchrun end the others) before rank 0 has written
         where = f' by rank {rank - 1}' if runner.distributed else ''

@@ -62,14 +62,14 @@ class WatchdogHook(Hook):
         self._stop = threading.Event()
 
     def before_train(self, runner) -> None:
-        timeout = float(runner.cfg.get('watchdog_timeout', DEFAULT_TIMEOUT))
-        if timeout < 0:
-            raise ValueError(f'watchdog_timeout={timeout:g}; valid: seconds > 0, or 0 to turn the watchdog off')
+        timeout = runner.cfg.get('watchdog_timeout', DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f'watchdog_timeout={timeout!r}; valid: seconds > 0, or 0 to turn the watchdog off')
         if not timeout:
             return
         self._beat = (time.monotonic(), 2 * runner.iter)
         store = dist.distributed_c10d._get_default_store() if runner.distributed else None
-        thread = threading.Thread(target=self._watch, args=(runner, timeout, store), daemon=True,
+        thread = threading.Thread(target=self._watch, args=(runner, float(timeout), store), daemon=True,
                                   name='convnext_dense-watchdog')
         thread.start()
 

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, List
 
 import pytest
@@ -23,9 +24,9 @@ from test_stock_tools import stock_tool
 from conftest import REPO, output, tool
 from convnext_dense.checkpoint import read_checkpoint
 from convnext_dense.hooks import POINTER
-from convnext_dense.preemption import PREEMPTED_EXIT_CODE
+from convnext_dense.preemption import PREEMPTED_EXIT_CODE, PreemptionHook
 from convnext_dense.synthetic.coco import write_coco_demo
-from convnext_dense.watchdog import STUCK_EXIT_CODE
+from convnext_dense.watchdog import STUCK_EXIT_CODE, WatchdogHook, describe_stuck
 
 CONFIG = REPO / 'tests' / 'configs' / 'preempt_det.py'
 FSDP = REPO / 'tests' / 'configs' / 'fsdp_det.py'
@@ -182,3 +183,17 @@ def test_fsdp_trains_like_ddp_on_half_the_state_saves_whole_and_resumes(runs):
     sharded, replicated = held_bytes(work), held_bytes(reference)
     print(f'parameters + optimizer state per rank: FSDP {sharded} B, DDP {replicated} B')
     assert all(0.45 <= s / r <= 0.6 for s, r in zip(sharded, replicated)), (sharded, replicated)
+
+
+def test_watchdog_lines_and_bad_settings():
+    assert describe_stuck({0: 9, 1: 9, 2: 9}, 60, None) == (
+        'watchdog: ranks 0, 1, 2 made no progress in 60 s (rank 0 in iteration 5; rank 1 in iteration 5; rank 2 in '
+        'iteration 5); no checkpoint had been written; ending the job')
+    assert describe_stuck({0: 10, 1: 7, 2: 7}, 1.5, '/w/iter_4.pth').startswith(
+        'watchdog: ranks 1, 2 made no progress in 1.5 s while the others wait for them (rank 0 finished iteration 5; '
+        'rank 1 in iteration 4; rank 2 in iteration 4); the last complete checkpoint is /w/iter_4.pth')
+    for bad in (-1, '10', True):
+        with pytest.raises(ValueError, match=rf"watchdog_timeout={bad!r}; valid: seconds > 0, or 0 to turn"):
+            WatchdogHook().before_train(SimpleNamespace(cfg=dict(watchdog_timeout=bad)))
+    with pytest.raises(ValueError, match='default_hooks.checkpoint, which must be convnext_dense.AtomicCheckpointHook'):
+        PreemptionHook().before_train(SimpleNamespace(hooks=[]))

@@ -116,9 +116,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 outdated.append(self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))  # saved in the checkpoint
-
         self._write(runner, self.filename_tmpl.format(step), meta, self.by_epoch)
-        for name in outdated:
+        for name in outdated if is_main_process() else ():  # the writer deletes, once the new file is complete
             path = osp.join(self.out_dir, name)
             if osp.isfile(path):
                 os.remove(path)

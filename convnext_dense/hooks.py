@@ -1,5 +1,4 @@
-"""Reliability hooks: crash-safe checkpoints, a stop on a non-finite loss, a check that a loaded checkpoint fits, and
-the dataset checks.
+"""Reliability hooks: crash-safe checkpoints, a non-finite loss stop, a check that a loaded checkpoint fits, the data.
 
 Every shipped config declares them (``configs/_base_/reliability.py``), so they run through any tool that builds a
 mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / ``tools/test.py``, ``mim`` or
@@ -33,7 +32,9 @@ from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
 from .dataset_checks import check_dataset_config, check_labels, check_samples
+from .fsdp import is_fsdp, unsharded
 from .resume import POINTER, check_resume
+from .train_state import STATE_KEY, capture
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
 
@@ -103,6 +104,7 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        self._written_at: Optional[int] = None  # the iterations done when this run last wrote a checkpoint
         if not isinstance(self.file_backend, LocalBackend):
             raise ValueError(f'AtomicCheckpointHook writes local files; out_dir={self.out_dir!r} is not local: set '
                              "default_hooks.checkpoint.type='CheckpointHook' for remote storage")
@@ -114,22 +116,32 @@ class AtomicCheckpointHook(CheckpointHook):
                 outdated.append(self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))  # saved in the checkpoint
+        self._write(runner, self.filename_tmpl.format(step), meta, self.by_epoch)
+        for name in outdated if is_main_process() else ():  # the writer deletes, once the new file is complete
+            path = osp.join(self.out_dir, name)
+            if osp.isfile(path):
+                os.remove(path)
 
-        filename = self.filename_tmpl.format(step)
+    def save_now(self, runner) -> str:
+        """Write ``iter_{N}.pth`` of the iteration just finished (inside an epoch too; not counted by max_keep_ckpts)
+        unless written already, and point ``last_checkpoint`` at it; every rank calls it. Returns its path."""
+        if self._written_at != runner.iter + 1:
+            self._write(runner, f'iter_{runner.iter + 1}.pth', {}, by_epoch=False)
+        return self.last_ckpt
+
+    def _write(self, runner, filename: str, meta: dict, by_epoch: bool) -> None:
+        meta = dict(meta, **{STATE_KEY: capture(runner)})  # a collective: before the main process alone writes
         previous, self.last_ckpt = self.last_ckpt, osp.join(self.out_dir, filename)
+        self._written_at = runner.iter + (0 if by_epoch else 1)  # iterations done: mmengine's meta['iter']
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         with stop_on_write_error(self.last_ckpt, previous):
             runner.save_checkpoint(self.out_dir, filename + PARTIAL_SUFFIX, self.file_client_args,
                                    save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+                                   meta=meta, by_epoch=by_epoch, backend_args=self.backend_args, **self.args)
             if not is_main_process():  # the main process alone writes (Runner.save_checkpoint is master_only)
                 return
             commit(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
             write_atomic(osp.join(runner.work_dir, POINTER), self.last_ckpt)
-        for name in outdated:
-            path = osp.join(self.out_dir, name)
-            if osp.isfile(path):
-                os.remove(path)
 
     def _save_best_checkpoint(self, runner, metrics: Dict[str, float]) -> None:
         """mmengine's, but the new best file is written under a ``.partial`` name and renamed, and the previous best
@@ -198,9 +210,9 @@ class CheckpointFitHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        # mmengine loads into the wrapped model of a DDP wrapper and of a test-time-augmentation model alike
+        # the wrapped model of a DDP wrapper or a test-time-augmentation model; FSDP's (1-D shards): its shapes
         wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
-        model = runner.model.module if wrapped else runner.model
+        model = unsharded(runner) if is_fsdp(runner.model) else runner.model.module if wrapped else runner.model
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
         check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))
 

@@ -6,44 +6,56 @@ registered there under their plain names, so their configs can write ``type='Con
 """
 import importlib
 
+from mmengine.registry import FUNCTIONS as ROOT_FUNCTIONS
 from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import STRATEGIES as ROOT_STRATEGIES
 from mmengine.registry import Registry
 
 from .backbone import ConvNeXt
+from .fsdp import FSDPStrategy, wrap_convnext_blocks
 from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
+from .preemption import PreemptionHook
+from .train_state import ExactResumeHook
+from .watchdog import WatchdogHook
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
 MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
+STRATEGIES = Registry('strategy', parent=ROOT_STRATEGIES, scope=SCOPE)
+FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {
     'MODELS': (ConvNeXt,),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
-    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook),
+    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook, ExactResumeHook,
+              PreemptionHook, WatchdogHook),
+    'STRATEGIES': (FSDPStrategy,),  # mmengine's registries only: the toolkits have none of these two
+    'FUNCTIONS': (wrap_convnext_blocks,),
 }
 
 
 def _registries():
     """{registry name: registry}: ours, then those of each importable toolkit."""
-    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS)
+    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS,
+               STRATEGIES=STRATEGIES, FUNCTIONS=FUNCTIONS)
     for toolkit in TOOLKITS:
         try:
             module = importlib.import_module(f'{toolkit}.registry')
         except ModuleNotFoundError:
             continue
-        yield {name: getattr(module, name) for name in CLASSES}
+        yield {name: getattr(module, name) for name in CLASSES if hasattr(module, name)}
 
 
 def register_all() -> None:
     """Register the backbone, the optimizer constructor and the hooks in our scope and in each importable toolkit."""
     for registries in _registries():
-        for name, classes in CLASSES.items():
-            for cls in classes:
-                if cls.__name__ not in registries[name].module_dict:
-                    registries[name].register_module(module=cls)
+        for name, registry in registries.items():
+            for cls in CLASSES[name]:
+                if cls.__name__ not in registry.module_dict:
+                    registry.register_module(module=cls)

@@ -1,7 +1,10 @@
 """Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights,
-each rank's share of the merged evaluation, and a rank that stops mid-run to be killed."""
+each rank's share of the merged evaluation, a rank that stops mid-run to be killed (or to be named by the
+watchdog), a rank that signals itself, and the bytes of state each rank holds."""
+import json
 import os
 import os.path as osp
+import signal
 import time
 
 import torch
@@ -54,3 +57,31 @@ class PauseHook(Hook):
             f.write(str(os.getpid()))
         os.replace(path + '.tmp', path)  # the test reads a complete pid
         time.sleep(60)
+
+
+@HOOKS.register_module()
+class SignalHook(Hook):
+    """With ``SIGNAL_RANK=r SIGNAL_AT=i SIGNAL=NAME`` (and ``SIGNAL_COUNT=n``, default 1) in the environment, rank r
+    sends itself signal NAME n times during iteration i (after its batch is loaded), or with ``SIGNAL_TARGET=parent``
+    to its launcher (torchrun, which forwards it to every rank); otherwise nothing."""
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if os.environ.get('SIGNAL_RANK') != str(get_rank()) or runner.iter + 1 != int(os.environ['SIGNAL_AT']):
+            return
+        for _ in range(int(os.environ.get('SIGNAL_COUNT', '1'))):
+            target = os.getppid() if os.environ.get('SIGNAL_TARGET') == 'parent' else os.getpid()
+            os.kill(target, getattr(signal, os.environ['SIGNAL']))
+
+
+@HOOKS.register_module()
+class StateBytesHook(Hook):
+    """After training, write the bytes of the parameters and optimizer state this rank holds (a shard of them under
+    FSDP) to ``rank{r}_bytes.json`` in the work dir."""
+
+    def after_train(self, runner) -> None:
+        def size(tensors) -> int:
+            return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+        state = runner.optim_wrapper.optimizer.state.values()
+        held = dict(params=size(runner.model.parameters()), optimizer=size(v for s in state for v in s.values()))
+        with open(osp.join(runner.work_dir, f'rank{get_rank()}_bytes.json'), 'w') as f:
+            json.dump(held, f)

@@ -11,7 +11,8 @@ from conftest import REPO, read_config
 PACKAGE = REPO / 'convnext_dense'
 MAX_LINES = 300
 SHIPPED_CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
-HOOKS = ('convnext_dense.DatasetCheckHook', 'convnext_dense.NonFiniteLossHook', 'convnext_dense.CheckpointFitHook')
+HOOKS = ('convnext_dense.DatasetCheckHook', 'convnext_dense.NonFiniteLossHook', 'convnext_dense.CheckpointFitHook',
+         'convnext_dense.ExactResumeHook', 'convnext_dense.PreemptionHook', 'convnext_dense.WatchdogHook')
 
 
 def module_name(path: Path) -> str:
@@ -69,7 +70,8 @@ def test_modules_are_small():
 @pytest.mark.usefixtures('default_paths')  # parsed as test_coco and test_ade20k parse them: once
 @pytest.mark.parametrize('path', SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_every_shipped_config_declares_the_guarantees(path):
-    """Whatever tool builds a Runner from the config gets crash-safe checkpoints and the three checks."""
+    """Whatever tool builds a Runner from the config gets crash-safe checkpoints, the checks, exact resume, preemption
+    and the watchdog."""
     cfg = read_config(path)
     assert cfg.default_hooks.checkpoint.type == 'convnext_dense.AtomicCheckpointHook'
     assert set(HOOKS) <= {hook.type for hook in cfg.custom_hooks}

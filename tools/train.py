@@ -2,6 +2,9 @@
 
     python tools/train.py configs/coco/cascade_convnext_t.py [--work-dir DIR] [--amp] [--resume [CKPT|auto]]
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm]
+
+SIGTERM or SIGUSR1 ends the run after the current iteration with a checkpoint of it and exit code 75; the same command
+with --resume auto continues from there (README, Reliability).
 """
 import argparse
 import os

@@ -10,6 +10,13 @@
 * ``convnext_dense.CheckpointFitHook``: a ``load_from`` / ``--resume`` / test checkpoint of another model or another
   arch is refused instead of loading with warnings.
 
+* ``convnext_dense.ExactResumeHook``: ``--resume`` from a checkpoint written inside an epoch continues at the next
+  batch (the used ones skipped unloaded) with the checkpoint's random states (``convnext_dense/train_state.py``).
+* ``convnext_dense.PreemptionHook``: SIGTERM / SIGUSR1 end the run after the current iteration with a checkpoint of
+  it and exit code 75 (``convnext_dense/preemption.py``).
+* ``convnext_dense.WatchdogHook``: a rank that finishes no iteration within ``watchdog_timeout`` seconds ends the job
+  with one line naming it (``convnext_dense/watchdog.py``; 0 turns it off).
+
 ``reliability.py`` puts ``reliability_hooks`` into ``custom_hooks``. A config whose other base also has
 ``custom_hooks`` (mmengine refuses the same key in two bases; e.g. mmdet's RTMDet) lists this file instead and sets
 ``custom_hooks = [*its hooks, *_base_.reliability_hooks]``. The toolkit bases import ``convnext_dense``
@@ -20,4 +27,9 @@ reliability_hooks = [
     dict(type='convnext_dense.DatasetCheckHook'),
     dict(type='convnext_dense.NonFiniteLossHook'),
     dict(type='convnext_dense.CheckpointFitHook'),
+    dict(type='convnext_dense.ExactResumeHook'),
+    dict(type='convnext_dense.PreemptionHook'),
+    dict(type='convnext_dense.WatchdogHook'),
 ]
+# watchdog_timeout = SECONDS in a config (or --cfg-options watchdog_timeout=...) overrides the watchdog's 600 s
+# without a finished iteration on a rank; 0 turns it off

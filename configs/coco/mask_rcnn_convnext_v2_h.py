@@ -5,7 +5,8 @@ Layer decay 0.9 and drop path 0.5 are our choice, not published: the paper swept
 without naming the values per size; we take the lower rate and the highest drop path for the largest model, as the
 published V1 recipes lower the decay rate and raise drop path with size.
 """
-_base_ = ['./_base_/mask_rcnn_convnext_v2.py']
+# FSDP: 679M parameters, whose weights, gradients and AdamW state alone take about 11 GB per GPU under DDP
+_base_ = ['./_base_/mask_rcnn_convnext_v2.py', '../_base_/fsdp.py']
 from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
 arch = 'huge'

@@ -15,12 +15,14 @@ from typing import Iterator, Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, RUNNERS, DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 
 from ..registry import TOOLKITS
+from ..resume import check_resume
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, launcher: bool = False) -> None:
@@ -83,6 +85,12 @@ def build_runner(cfg: Config) -> Runner:
         # mmengine's init_dist pins a CUDA device, which fails without GPUs; torchrun's env:// variables are all gloo
         # needs, and the Runner skips its own initialisation of an initialised group
         dist.init_process_group(backend=cfg.env_cfg.dist_cfg.backend)
+    if cfg.get('runner_type') == 'FlexibleRunner' and cfg.get('resume'):
+        # FlexibleRunner (FSDP) takes a str resume for a file name, and loads before any hook could check it
+        message = check_resume(cfg.work_dir, cfg.resume, cfg.get('load_from'))
+        if message:
+            print_log(message, logger='current')
+        cfg.resume = message is None
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 

@@ -17,6 +17,7 @@ from .layouts import (
     AUTO_PREFIXES,
     CONTAINERS,
     LAYOUT_NAMES,
+    LAYOUTS,
     OFFICIAL_CHECKPOINTS,
     WHOLE_MODEL_PREFIX,
     WRAPPER_PREFIX,
@@ -100,6 +101,19 @@ def _pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str) -> str:
     return prefix
 
 
+def _check_one_tower(keys: Sequence[str], prefixes: Sequence[str], path: str) -> None:
+    """Raise if ``keys`` hold the stems of two ConvNeXt towers (two models, or one file read as two layouts)."""
+    present = set(keys)
+    stems: Dict[str, str] = {}
+    for prefix in prefixes:
+        for layout in LAYOUTS:
+            stems.setdefault(prefix + layout.stem_key, layout.name)
+    towers = [f'{key!r} ({name} layout)' for key, name in stems.items() if key in present]
+    if len(towers) > 1:
+        raise ValueError(f'checkpoint {path!r} holds {len(towers)} ConvNeXt towers, stems {" and ".join(towers)}; '
+                         'pass the prefix of the one to load (prefix= or the init_cfg\'s prefix)')
+
+
 def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory>',
                    prefix: Optional[str] = None) -> MappedCheckpoint:
     """Find the backbone in a checkpoint of any known layout and rename and reshape its tensors to ours.
@@ -114,14 +128,17 @@ def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory
         The mapped backbone tensors and the rest of the file, sorted into classifier, unexpected and outside keys.
 
     Raises:
-        ValueError: ``checkpoint`` holds no state dict, or ``prefix`` matches no key.
+        ValueError: ``checkpoint`` holds no state dict, ``prefix`` matches no key, or the file (under ``prefix``,
+            if given) holds two ConvNeXt towers.
     """
     path = os.fspath(path)
     tensors, container = _unwrap(checkpoint, path)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in tensors.items()}
+    detect = prefix is None
     prefix = _pick_prefix(list(tensors), prefix, path)
+    _check_one_tower(list(tensors), ('', *AUTO_PREFIXES) if detect else (prefix,), path)
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    layout = detect_layout(list(inside))
+    layout = detect_layout(list(inside), prefix)
     mapped = MappedCheckpoint(path, layout, container, prefix, {})
     for key, tensor in tensors.items():
         if not key.startswith(prefix) and layout and layout.is_classifier(key):
@@ -154,7 +171,8 @@ class LoadReport:
         unexpected: File keys under the prefix that are no backbone part of the layout.
         not_built: Mapped tensors of parts this backbone does not build (stages after max(out_indices), output norms
             of stages not returned).
-        classifier: File keys of the classification parts, skipped.
+        classifier: File keys of the parts that are not backbone (classifier, projections, text tower), skipped.
+        classifier_parts: How many of ``classifier`` each such part holds (how the report lists them).
         outside: Number of file keys outside the prefix (a whole model's neck and heads), not loaded here.
         norms: For each output norm of the backbone, 'file' if loaded, 'init' if it kept weight 1, bias 0.
     """
@@ -171,6 +189,7 @@ class LoadReport:
     classifier: List[str]
     outside: int
     norms: Dict[str, str]
+    classifier_parts: Dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """The multi-line report logged after loading."""
@@ -179,10 +198,13 @@ class LoadReport:
         lines = [f'convnext_dense: loaded {len(self.loaded)}/{self.expected} backbone tensors from {self.path} '
                  f'({source})']
         for title, keys in (('missing, kept init', self.missing), ('unexpected, ignored', self.unexpected),
-                            ('not built in this backbone, ignored', self.not_built),
-                            ('not backbone (classifier head, pre-training decoder), skipped', self.classifier)):
+                            ('not built in this backbone, ignored', self.not_built)):
             if keys:
                 lines.append(f'  {title} ({len(keys)}): {abridge(keys)}')
+        if self.classifier:
+            parts = ', '.join(f'{part}.* ({n})' for part, n in self.classifier_parts.items())
+            lines.append('  not backbone (classifier head, projections, text tower, pre-training decoder), skipped '
+                         f'({len(self.classifier)}): {parts}')
         if self.outside:
             lines.append(f"  outside prefix '{self.prefix}', left to the rest of the model: {self.outside} keys")
         from_file = [name for name, source in self.norms.items() if source == 'file']
@@ -190,6 +212,17 @@ class LoadReport:
         lines.append(f'  output norms from the file: {", ".join(from_file) or "none"}; kept at init (weight 1, '
                      f'bias 0): {", ".join(kept) or "none"}')
         return '\n'.join(lines)
+
+
+def _count_parts(mapped: MappedCheckpoint) -> Dict[str, int]:
+    """{classifier part, with the prefix where its keys have it: number of file keys} of ``mapped.classifier``."""
+    counts: Dict[str, int] = {}
+    for key in mapped.classifier:
+        inside = mapped.prefix and key.startswith(mapped.prefix)
+        part = mapped.layout.classifier_part(key[len(mapped.prefix):] if inside else key)
+        name = (mapped.prefix if inside else '') + part
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
@@ -217,7 +250,8 @@ def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
         missing=[k for k in own if k not in to_load and k.split('.', 1)[0] not in norms],
         unexpected=mapped.unexpected, not_built=[k for k in mapped.state_dict if k not in own],
         classifier=mapped.classifier, outside=len(mapped.outside),
-        norms={name: 'file' if f'{name}.weight' in to_load else 'init' for name in norms})
+        norms={name: 'file' if f'{name}.weight' in to_load else 'init' for name in norms},
+        classifier_parts=_count_parts(mapped))
     print_log(report.summary(), logger='current')
     return report
 
@@ -260,7 +294,7 @@ def map_whole_model(state_dict: Mapping[str, Tensor]) -> Tuple[Dict[str, Tensor]
         if it was left alone.
     """
     inside = [k for k in state_dict if k.startswith(WHOLE_MODEL_PREFIX)]
-    layout = detect_layout([k[len(WHOLE_MODEL_PREFIX):] for k in inside])
+    layout = detect_layout([k[len(WHOLE_MODEL_PREFIX):] for k in inside], WHOLE_MODEL_PREFIX)
     if layout is None or any(layout.to_ours(k[len(WHOLE_MODEL_PREFIX):]) is None for k in inside):
         return dict(state_dict), None
     renamed = {}

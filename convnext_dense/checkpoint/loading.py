@@ -12,12 +12,11 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .checks import check_keys, check_tensor_fits
+from .checks import check_keys, check_one_tower, check_tensor_fits
 from .layouts import (
     AUTO_PREFIXES,
     CONTAINERS,
     LAYOUT_NAMES,
-    LAYOUTS,
     OFFICIAL_CHECKPOINTS,
     WHOLE_MODEL_PREFIX,
     WRAPPER_PREFIX,
@@ -101,19 +100,6 @@ def _pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str) -> str:
     return prefix
 
 
-def _check_one_tower(keys: Sequence[str], prefixes: Sequence[str], path: str) -> None:
-    """Raise if ``keys`` hold the stems of two ConvNeXt towers (two models, or one file read as two layouts)."""
-    present = set(keys)
-    stems: Dict[str, str] = {}
-    for prefix in prefixes:
-        for layout in LAYOUTS:
-            stems.setdefault(prefix + layout.stem_key, layout.name)
-    towers = [f'{key!r} ({name} layout)' for key, name in stems.items() if key in present]
-    if len(towers) > 1:
-        raise ValueError(f'checkpoint {path!r} holds {len(towers)} ConvNeXt towers, stems {" and ".join(towers)}; '
-                         'pass the prefix of the one to load (prefix= or the init_cfg\'s prefix)')
-
-
 def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory>',
                    prefix: Optional[str] = None) -> MappedCheckpoint:
     """Find the backbone in a checkpoint of any known layout and rename and reshape its tensors to ours.
@@ -136,7 +122,7 @@ def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in tensors.items()}
     detect = prefix is None
     prefix = _pick_prefix(list(tensors), prefix, path)
-    _check_one_tower(list(tensors), ('', *AUTO_PREFIXES) if detect else (prefix,), path)
+    check_one_tower(list(tensors), ('', *AUTO_PREFIXES) if detect else (prefix,), path)
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     layout = detect_layout(list(inside), prefix)
     mapped = MappedCheckpoint(path, layout, container, prefix, {})

@@ -1,0 +1,15 @@
+"""DINOv3 ConvNeXt-L (LVD-1689M), frozen, ADE20K linear probe, 512 crops, 40k iterations (published mIoU
+47.8: DINOv3's model card).
+
+Weights: ``$CONVNEXT_PRETRAINED``, else timm's ungated copy ``hf://timm/convnext_large.dinov3_lvd1689m`` (needs the
+``hf`` extra); Meta's own ``.pth`` and the gated ``facebook/dinov3-convnext-large-pretrain-lvd1689m`` load too.
+"""
+_base_ = ['./_base_/linear_dinov3_convnext.py']
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
+
+arch = 'large'
+channels = output_shape(arch, out_indices=(3,)).channels[0]  # the head's input: the last stage
+model = dict(
+    backbone=dict(arch=arch, init_cfg=dict(
+        checkpoint='{{$CONVNEXT_PRETRAINED:hf://timm/convnext_large.dinov3_lvd1689m}}')),
+    decode_head=dict(in_channels=channels, channels=channels))

@@ -16,6 +16,8 @@ from test_stock_tools import stock_tool
 from conftest import REPO, finish, read_config, tool
 from convnext_dense import output_shape
 from convnext_dense.checkpoint import read_checkpoint
+from convnext_dense.checkpoint.layouts import DINOV3_CHECKPOINTS
+from convnext_dense.checkpoint.loading import read_convnext_checkpoint
 from convnext_dense.synthetic.ade import write_ade_demo
 
 ADE = REPO / 'configs' / 'ade20k'
@@ -47,7 +49,12 @@ def test_linear_probe_is_dinov3_s_recipe(size):
     cfg = read_config(path)
     backbone, head = cfg.model.backbone, cfg.model.decode_head
     assert (backbone.arch, backbone.out_indices, backbone.frozen_stages) == (arch, (3,), 3)
-    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'hf://timm/convnext_{arch}.dinov3_lvd1689m')
+    file = backbone.init_cfg.checkpoint
+    assert backbone.init_cfg.type == 'Pretrained' and DINOV3_CHECKPOINTS[file.split('/')[-1]] == \
+        f'hf://timm/convnext_{arch}.dinov3_lvd1689m'
+    with pytest.raises(FileNotFoundError, match=f'gated: request it from Meta .*CONVNEXT_PRETRAINED=hf://timm/'
+                                                f'convnext_{arch}.dinov3_lvd1689m'):
+        read_convnext_checkpoint(file)
     assert (head.type, head.dropout_ratio, head.norm_cfg.type, head.num_classes) == \
         ('convnext_dense.DINOv3LinearHead', 0.1, 'SyncBN', 150)
     assert head.loss_decode == dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
@@ -101,8 +108,9 @@ def test_fine_tuning_configs_are_the_in22k_recipes_with_dinov3_weights(config):
     arch = {'b': 'base', 'l': 'large'}[size]
     recipe = config.replace('dinov3_', '').replace('_640', '_640_in22k') + ('' if 'ade20k' in config else '_in22k')
     base = read_config(REPO / 'configs' / f'{recipe}.py')
-    assert cfg.model.backbone.init_cfg.checkpoint == f'hf://timm/convnext_{arch}.dinov3_lvd1689m'
-    base.model.backbone.init_cfg.checkpoint = cfg.model.backbone.init_cfg.checkpoint
+    file = cfg.model.backbone.init_cfg.checkpoint
+    assert DINOV3_CHECKPOINTS[file.split('/')[-1]] == f'hf://timm/convnext_{arch}.dinov3_lvd1689m'
+    base.model.backbone.init_cfg.checkpoint = file
     assert cfg.to_dict() == base.to_dict()  # the weights are the one deviation
     assert 'not published, not measured' in (REPO / 'configs' / f'{config}.py').read_text()
 

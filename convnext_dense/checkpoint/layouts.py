@@ -51,6 +51,13 @@ OFFICIAL_CHECKPOINTS: Dict[str, str] = {
     'mmclassification/v0/convnext/convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth',
 }
 
+# DINOv3's ConvNeXt files (Meta's downloads, gated: a request gives signed URLs) -> timm's ungated copy of the same
+# weights on the Hugging Face Hub (timm's checkpoint_filter_fn of the file)
+DINOV3_REQUEST = 'https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/'
+DINOV3_CHECKPOINTS: Dict[str, str] = {
+    f'dinov3_convnext_{size}_pretrain_lvd1689m-{sha}.pth': f'hf://timm/convnext_{size}.dinov3_lvd1689m'
+    for size, sha in (('tiny', '21b726bb'), ('small', '296db49d'), ('base', '801f2ba9'), ('large', '61fa432d'))}
+
 Reshape = Callable[[Tensor], Tensor]
 
 

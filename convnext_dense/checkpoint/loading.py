@@ -16,6 +16,8 @@ from .checks import check_keys, check_one_tower, check_tensor_fits
 from .layouts import (
     AUTO_PREFIXES,
     CONTAINERS,
+    DINOV3_CHECKPOINTS,
+    DINOV3_REQUEST,
     LAYOUT_NAMES,
     OFFICIAL_CHECKPOINTS,
     WHOLE_MODEL_PREFIX,
@@ -31,15 +33,19 @@ ABRIDGE = 6  # keys shown per list in the report
 
 def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = 'cpu'
                              ) -> Any:
-    """``read_checkpoint``; a missing published ImageNet file's error says where to download it (its URL in
-    ``OFFICIAL_CHECKPOINTS``)."""
+    """``read_checkpoint``; a missing published file's error says where to get it (its URL in
+    ``OFFICIAL_CHECKPOINTS``; for DINOv3's gated files, timm's ungated copy in ``DINOV3_CHECKPOINTS``)."""
     try:
         return read_checkpoint(path, map_location)
     except FileNotFoundError as e:
         path = os.fspath(path)
         name = os.path.basename(path)
-        if name not in OFFICIAL_CHECKPOINTS or '://' in path:  # a URL's error already names the URL and the cache
+        if '://' in path or name not in {**OFFICIAL_CHECKPOINTS, **DINOV3_CHECKPOINTS}:  # a URL's error names it
             raise
+        if name in DINOV3_CHECKPOINTS:
+            raise FileNotFoundError(f'{e}; it is a DINOv3 file, gated: request it from Meta ({DINOV3_REQUEST}), or '
+                                    f'name timm\'s ungated copy of the same weights, CONVNEXT_PRETRAINED='
+                                    f'{DINOV3_CHECKPOINTS[name]} (needs pip install "convnext_dense[hf]")') from None
         url = OFFICIAL_CHECKPOINTS[name]
         raise FileNotFoundError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
                                 f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '

@@ -195,8 +195,9 @@ class LoadReport:
                 lines.append(f'  {title} ({len(keys)}): {abridge(keys)}')
         if self.classifier:
             parts = ', '.join(f'{part}.* ({n})' for part, n in self.classifier_parts.items())
-            lines.append('  not backbone (classifier head, projections, text tower, pre-training decoder), skipped '
-                         f'({len(self.classifier)}): {parts}')
+            # the title other tools and logs grep for; the parts name what else it was (projections, a text tower)
+            lines.append(f'  not backbone (classifier head, pre-training decoder), skipped ({len(self.classifier)}): '
+                         f'{parts}')
         if self.outside:
             lines.append(f"  outside prefix '{self.prefix}', left to the rest of the model: {self.outside} keys")
         from_file = [name for name, source in self.norms.items() if source == 'file']

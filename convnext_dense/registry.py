@@ -6,6 +6,7 @@ registered there under their plain names, so their configs can write ``type='Con
 toolkit (``linear_head``, mmseg) register themselves in our scope when a config first names them.
 """
 import importlib
+import importlib.util
 
 from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.registry import MODELS as ROOT_MODELS
@@ -18,8 +19,10 @@ from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
-# locations: imported on the first look-up, so `import convnext_dense` imports no toolkit's model code
-MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE, locations=['convnext_dense.linear_head'])
+# locations: imported on the first look-up, so `import convnext_dense` imports no toolkit's model code; the linear
+# head only where mmseg is installed (find_spec imports nothing)
+MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE,
+                  locations=['convnext_dense.linear_head'] if importlib.util.find_spec('mmseg') else [])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
 

@@ -23,6 +23,9 @@ def read_version() -> str:
 MMCV = 'mmcv>=2.0.0,<2.2.0'  # mmdet 3.3 and mmseg 1.2 reject mmcv >= 2.2.0
 DET = [MMCV, 'mmdet>=3.1.0,<3.4.0', 'pycocotools']
 SEG = [MMCV, 'mmsegmentation>=1.1.0,<1.3.0', 'ftfy', 'regex']
+# hf:// checkpoint names. 0.x, 1.x and 2.x use different HTTP stacks (requests, httpx, httpx2): the tests ran
+# against 1.0.0, 1.33 and 2.4
+HF = ['huggingface_hub>=1.0,<3']
 
 setup(
     name='convnext_dense',
@@ -40,9 +43,11 @@ setup(
     extras_require={
         'det': DET,
         'seg': SEG,
-        'all': sorted(set(DET + SEG)),
+        'hf': HF,
+        'all': sorted(set(DET + SEG + HF)),
         'export': ['onnx', 'onnxscript', 'onnxruntime'],  # onnxscript: torch's torch.export-based ONNX exporter
-        'tests': ['pytest', 'ruff>=0.4', 'onnx', 'onnxscript', 'onnxruntime'],  # ruff: the linter `make test` runs
+        # ruff: the linter `make test` runs; huggingface_hub: the hf:// tests
+        'tests': ['pytest', 'ruff>=0.4', 'onnx', 'onnxscript', 'onnxruntime', *HF],
         # the peers tools/benchmark.py compares with; installed by hand only, never by the set-up or `all`: timm
         # needs a torchvision built for the installed torch (see the README's Performance section)
         'bench': ['timm', 'mmpretrain>=1.2.0'],

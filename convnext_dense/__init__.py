@@ -4,8 +4,9 @@
 
 * registers the backbone, the layer-decay optimizer constructor and the reliability hooks in the ``convnext_dense``
   scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
-* makes mmengine read local checkpoint files and http(s) URLs (downloaded once into a cache) through the safe reader
-  (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader`` undoes it).
+* makes mmengine read local checkpoint files, http(s) URLs and hf:// names (downloaded once into a cache) through
+  the safe reader (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader``
+  undoes it).
 """
 from .arch import ARCH_SETTINGS, OutputShape, output_shape
 from .backbone import ConvNeXt

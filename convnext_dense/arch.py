@@ -2,14 +2,16 @@
 
 Depths and channels are those of the official ConvNeXt (tiny ... xlarge; Liu et al., CVPR 2022,
 https://github.com/facebookresearch/ConvNeXt) and ConvNeXt V2 (atto ... nano and huge; Woo et al., CVPR 2023,
-https://github.com/facebookresearch/ConvNeXt-V2). Nothing else in the package, its configs or its tests types them.
+https://github.com/facebookresearch/ConvNeXt-V2), and xxlarge of OpenCLIP (LAION's CLIP ConvNeXt-XXLarge; timm's
+``convnext_xxlarge``, whose every LayerNorm has eps 1e-5). Nothing else in the package, its configs or its tests
+types them. An entry without ``norm_eps`` has the official LayerNorm eps, ``DEFAULT_NORM_EPS``.
 """
 import re
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
 
-ARCH_SETTINGS: Dict[str, Dict[str, Tuple[int, ...]]] = {
+ARCH_SETTINGS: Dict[str, Dict[str, Any]] = {
     'atto': dict(depths=(2, 2, 6, 2), channels=(40, 80, 160, 320)),
     'femto': dict(depths=(2, 2, 6, 2), channels=(48, 96, 192, 384)),
     'pico': dict(depths=(2, 2, 6, 2), channels=(64, 128, 256, 512)),
@@ -20,7 +22,9 @@ ARCH_SETTINGS: Dict[str, Dict[str, Tuple[int, ...]]] = {
     'large': dict(depths=(3, 3, 27, 3), channels=(192, 384, 768, 1536)),
     'xlarge': dict(depths=(3, 3, 27, 3), channels=(256, 512, 1024, 2048)),
     'huge': dict(depths=(3, 3, 27, 3), channels=(352, 704, 1408, 2816)),
+    'xxlarge': dict(depths=(3, 4, 30, 3), channels=(384, 768, 1536, 3072), norm_eps=1e-5),
 }
+DEFAULT_NORM_EPS = 1e-6  # every LayerNorm of the official ConvNeXt (stem, downsampling, blocks, output norms)
 
 STEM_STRIDE = 4  # the stem patchifies 4x4; each later stage halves the resolution
 
@@ -50,6 +54,12 @@ def resolve_arch(arch: Arch) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     if not all(isinstance(v, int) and v > 0 for v in depths + channels):
         raise ValueError(f'arch depths {depths} and channels {channels} must be positive integers')
     return depths, channels
+
+
+def arch_norm_eps(arch: Arch) -> float:
+    """The LayerNorm eps of an arch: its ``norm_eps`` entry, else ``DEFAULT_NORM_EPS``."""
+    settings = ARCH_SETTINGS.get(arch, {}) if isinstance(arch, str) else arch
+    return float(settings.get('norm_eps', DEFAULT_NORM_EPS))
 
 
 def resolve_out_indices(out_indices: Union[int, Sequence[int], None], num_stages: int) -> Tuple[int, ...]:

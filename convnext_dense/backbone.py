@@ -12,7 +12,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .arch import STEM_STRIDE, Arch, OutputShape, output_shape, resolve_arch
+from .arch import STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
 from .layers import ConvNeXtBlock, LayerNorm2d
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
@@ -30,8 +30,8 @@ class ConvNeXt(BaseModule):
     """ConvNeXt backbone returning stage-wise feature maps (strides 4, 8, 16, 32), each through its own LayerNorm.
 
     Args:
-        arch: A name in ``ARCH_SETTINGS`` (atto ... huge) or a dict with equally long ``depths`` and ``channels``.
-            Default: 'tiny'.
+        arch: A name in ``ARCH_SETTINGS`` (atto ... huge, xxlarge) or a dict with equally long ``depths`` and
+            ``channels`` (and optionally ``norm_eps``). Default: 'tiny'.
         in_channels: Channels of the input image. Default: 3.
         out_indices: Stages whose maps are returned, negative indices counting from the last stage. Stages after
             the last returned one are not built. Default: None (every stage).
@@ -45,6 +45,8 @@ class ConvNeXt(BaseModule):
             for the depthwise convolutions and the norms on GPU and CPU. Default: True. Either way the returned
             maps are contiguous NCHW: ops that index raw NCHW memory (mmcv's RoIAlign) silently misread
             channels-last tensors.
+        norm_eps: The eps of every LayerNorm (stem, downsampling, blocks, output norms); None takes the arch's
+            (``arch.arch_norm_eps``: 1e-5 for xxlarge, else 1e-6). Default: None.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
             common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``) from a local file or an http(s)
             URL. Default: None.
@@ -60,6 +62,7 @@ class ConvNeXt(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  channels_last: bool = True,
+                 norm_eps: Optional[float] = None,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_depths, self.arch_channels = resolve_arch(arch)
@@ -71,6 +74,10 @@ class ConvNeXt(BaseModule):
                              f'to {num_arch_stages - 1}')
         if drop_path_rate < 0:
             raise ValueError(f'drop_path_rate={drop_path_rate} must be >= 0')
+        self.norm_eps = arch_norm_eps(arch) if norm_eps is None else norm_eps
+        if not self.norm_eps > 0:
+            raise ValueError(f'norm_eps={norm_eps} must be > 0 (None takes the arch\'s, {arch_norm_eps(arch)})')
+        eps = self.norm_eps
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
         self.channels_last = channels_last
@@ -82,17 +89,17 @@ class ConvNeXt(BaseModule):
         for i in range(num_stages):
             c = self.arch_channels[i]
             if i == 0:  # stem: 4x4 patchify
-                down = nn.Sequential(nn.Conv2d(in_channels, c, kernel_size=4, stride=4), LayerNorm2d(c, eps=1e-6))
+                down = nn.Sequential(nn.Conv2d(in_channels, c, kernel_size=4, stride=4), LayerNorm2d(c, eps=eps))
             else:
-                down = nn.Sequential(LayerNorm2d(self.arch_channels[i - 1], eps=1e-6),
+                down = nn.Sequential(LayerNorm2d(self.arch_channels[i - 1], eps=eps),
                                      nn.Conv2d(self.arch_channels[i - 1], c, kernel_size=2, stride=2))
             self.downsample_layers.append(down)
             first = sum(self.arch_depths[:i])
             self.stages.append(nn.Sequential(*[
-                ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn)
+                ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn, eps)
                 for j in range(self.arch_depths[i])]))
         for i in self.out_indices:
-            self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=1e-6))
+            self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=eps))
 
         self.out_channels: Tuple[int, ...] = self._output_shape.channels
         self.out_strides: Tuple[int, ...] = self._output_shape.strides

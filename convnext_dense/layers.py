@@ -74,13 +74,14 @@ class ConvNeXtBlock(nn.Module):
         layer_scale_init_value: Initial value of the per-channel layer scale ``gamma``; <= 0 builds none
             (ConvNeXt V2). Default: 1e-6.
         use_grn: Add Global Response Normalization after GELU (ConvNeXt V2). Default: False.
+        norm_eps: The LayerNorm's eps. Default: 1e-6.
     """
 
     def __init__(self, channels: int, drop_path: float = 0.0, layer_scale_init_value: float = 1e-6,
-                 use_grn: bool = False) -> None:
+                 use_grn: bool = False, norm_eps: float = 1e-6) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(channels, channels, kernel_size=7, padding=3, groups=channels)
-        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.norm = nn.LayerNorm(channels, eps=norm_eps)
         self.pwconv1 = nn.Linear(channels, 4 * channels)
         self.act = nn.GELU()
         self.grn: Optional[GRN] = GRN(4 * channels) if use_grn else None

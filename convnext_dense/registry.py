@@ -2,9 +2,11 @@
 
 Everything lands in the ``convnext_dense`` scope (children of mmengine's root registries), so any OpenMMLab
 toolkit's config can name ``convnext_dense.ConvNeXt``; when mmdet or mmseg are importable the same classes are also
-registered there under their plain names, so their configs can write ``type='ConvNeXt'``.
+registered there under their plain names, so their configs can write ``type='ConvNeXt'``. Modules that need a
+toolkit (``linear_head``, mmseg) register themselves in our scope when a config first names them.
 """
 import importlib
+import importlib.util
 
 from mmengine.registry import FUNCTIONS as ROOT_FUNCTIONS
 from mmengine.registry import HOOKS as ROOT_HOOKS
@@ -23,7 +25,10 @@ from .watchdog import WatchdogHook
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
-MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE)
+# locations: imported on the first look-up, so `import convnext_dense` imports no toolkit's model code; the linear
+# head only where mmseg is installed (find_spec imports nothing)
+MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE,
+                  locations=['convnext_dense.linear_head'] if importlib.util.find_spec('mmseg') else [])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
 STRATEGIES = Registry('strategy', parent=ROOT_STRATEGIES, scope=SCOPE)

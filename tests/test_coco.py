@@ -50,6 +50,7 @@ V2_RECIPES = {
     'mask_rcnn_convnext_v2_h': ('huge', 0.5, 0.9, 'convnextv2_huge_1k_224_fcmae.pt', 55.7, 48.9),
 }
 RTMDET = 'rtmdet_l_convnext_b'
+DINOV3_CASCADE = {'cascade_dinov3_convnext_b', 'cascade_dinov3_convnext_l'}  # tests/test_dinov3_recipes.py
 TWO_STAGE = [name for name in ALL_CONFIGS if name != RTMDET]
 
 
@@ -75,7 +76,7 @@ def build(cfg: Config) -> torch.nn.Module:
 
 
 def test_every_config_is_covered():
-    assert set(RECIPES) | set(V2_RECIPES) | {RTMDET, 'demo_cascade_convnext'} == set(ALL_CONFIGS)
+    assert set(RECIPES) | set(V2_RECIPES) | DINOV3_CASCADE | {RTMDET, 'demo_cascade_convnext'} == set(ALL_CONFIGS)
 
 
 @pytest.mark.parametrize('name', TWO_STAGE)

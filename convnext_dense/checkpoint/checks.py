@@ -1,12 +1,14 @@
-"""What a file's tensors must be to load into a ConvNeXt: str keys, the model's shapes, floating-point weights.
+"""What a file's tensors must be to load into a ConvNeXt: one ConvNeXt tower, str keys, the model's shapes,
+floating-point weights.
 
 The errors name the file and the key; a shape that differs also names the arch the file holds.
 """
-from typing import Mapping, Sequence
+from typing import Dict, Mapping, Sequence
 
 from torch import Tensor, nn
 
 from ..arch import describe_arch, likely_arch
+from .layouts import LAYOUTS
 
 
 def shape_mismatch(source: str, key: str, file_shape: Sequence[int], model_shape: Sequence[int],
@@ -49,3 +51,16 @@ def check_tensor_fits(source: str, key: str, tensor: Tensor, own: Tensor, file_b
     if own.is_floating_point() and not tensor.is_floating_point():
         raise ValueError(f'checkpoint {source}: {key} is a {tensor.dtype} tensor in the file but {own.dtype} in the '
                          'model; weights are floating-point tensors: the file is corrupt or not a ConvNeXt checkpoint')
+
+
+def check_one_tower(keys: Sequence[str], prefixes: Sequence[str], path: str) -> None:
+    """Raise if ``keys`` hold the stems of two ConvNeXt towers (two models, or one file read as two layouts)."""
+    present = set(keys)
+    stems: Dict[str, str] = {}
+    for prefix in prefixes:
+        for layout in LAYOUTS:
+            stems.setdefault(prefix + layout.stem_key, layout.name)
+    towers = [f'{key!r} ({name} layout)' for key, name in stems.items() if key in present]
+    if len(towers) > 1:
+        raise ValueError(f'checkpoint {path!r} holds {len(towers)} ConvNeXt towers, stems {" and ".join(towers)}; '
+                         'pass the prefix of the one to load (prefix= or the init_cfg\'s prefix)')

@@ -1,8 +1,9 @@
 """Checkpoints named by URL: downloaded once into a cache, verified, then read like a local file.
 
 ``resolve`` is where a checkpoint path becomes a local file (``reader.read_checkpoint`` and ``tools/test.py`` call
-it): an ``http://`` / ``https://`` URL becomes its cached copy, downloaded first if it is not there yet; any other
-path is returned as it is, so local paths never reach the network.
+it): an ``http://`` / ``https://`` URL becomes its cached copy, downloaded first if it is not there yet; an
+``hf://ORG/REPO[/FILE]`` name becomes its file in the huggingface_hub cache (``hub``); any other path is returned as
+it is, so local paths never reach the network.
 
 * The cache is torch hub's folder, as mmengine's own URL loader uses it: ``$TORCH_HOME/hub/checkpoints`` (default
   ``~/.cache/torch/hub/checkpoints``), with the URL's host and path below it, so that files of one name from
@@ -28,6 +29,8 @@ import torch
 from filelock import FileLock, Timeout
 from mmengine.logging import print_log
 from tqdm import tqdm
+
+from . import hub
 
 URL_SCHEMES = ('http://', 'https://')
 OFFLINE_VARIABLE = 'CONVNEXT_DENSE_OFFLINE'
@@ -75,7 +78,10 @@ def expected_hash(url: str) -> Optional[Tuple[str, str]]:
 
 
 def resolve(path: Union[str, os.PathLike]) -> Union[str, os.PathLike]:
-    """The local file for a checkpoint path: a URL's cached copy (downloaded first if missing), else ``path``."""
+    """The local file for a checkpoint path: a URL's or an ``hf://`` name's cached copy (downloaded first if
+    missing), else ``path``."""
+    if hub.is_hf(path):
+        return hub.resolve(path)
     return download(path) if is_url(path) else path
 
 

@@ -4,8 +4,16 @@ Layouts: the official ConvNeXt files (Liu et al., CVPR 2022, and ConvNeXt V2, Wo
 https://github.com/facebookresearch/ConvNeXt and ConvNeXt-V2), including the official dense fine-tuned mmdet 2.x /
 mmseg 0.x whole models and the ConvNeXt V2 FCMAE pre-training files (a sparse MinkowskiEngine encoder, mapped as
 the official fine-tuning code's ``remap_checkpoint_keys`` in ConvNeXt-V2 ``utils.py`` does); mmpretrain; timm
-(``.pth``, ``.bin``, ``.safetensors``); HF transformers ConvNext / ConvNextV2. Our parameter names equal the official
-ones. Any file may be wrapped by ``module.`` (DDP) or ``_orig_mod.`` (torch.compile).
+(``.pth``, ``.bin``, ``.safetensors``); HF transformers ConvNext / ConvNextV2. The 2025-2026 families: DINOv3's
+ConvNeXt (Simeoni et al., 2025, facebookresearch/dinov3 ``dinov3/models/convnext.py``), its HF transformers
+``DINOv3ConvNextModel`` and timm copies (``convnext_*.dinov3_lvd1689m``), EUPE (Meta, 2026: DINOv3's layout plus
+``projectors``) and the OpenCLIP ConvNeXt towers (timm's names under ``visual.trunk.``, open_clip ``TimmModel``).
+Our parameter names equal the official ones. Any file may be wrapped by ``module.`` (DDP) or ``_orig_mod.``
+(torch.compile).
+
+Output norms: a final norm that DINOv3 applies to the last stage's maps (its ``x_norm_patchtokens``) loads as our
+``norm3``; a classifier's final norm (applied after pooling: official, timm with ``head.fc``, HF, OpenCLIP's
+``head.norm`` before the projection) does not.
 """
 import math
 import re
@@ -42,6 +50,13 @@ OFFICIAL_CHECKPOINTS: Dict[str, str] = {
     'convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth': 'https://download.openmmlab.com/'
     'mmclassification/v0/convnext/convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth',
 }
+
+# DINOv3's ConvNeXt files (Meta's downloads, gated: a request gives signed URLs) -> timm's ungated copy of the same
+# weights on the Hugging Face Hub (timm's checkpoint_filter_fn of the file)
+DINOV3_REQUEST = 'https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/'
+DINOV3_CHECKPOINTS: Dict[str, str] = {
+    f'dinov3_convnext_{size}_pretrain_lvd1689m-{sha}.pth': f'hf://timm/convnext_{size}.dinov3_lvd1689m'
+    for size, sha in (('tiny', '21b726bb'), ('small', '296db49d'), ('base', '801f2ba9'), ('large', '61fa432d'))}
 
 Reshape = Callable[[Tensor], Tensor]
 
@@ -88,6 +103,8 @@ class Layout:
         reshapes: Our part name -> how this layout's tensor becomes ours (applied to the part's every tensor), or
             our part name + '.weight' / '.bias' -> the same for that one tensor of the part.
         aliases: (pattern, replacement) applied to a key before matching: other spellings of the same names.
+        excludes: Parts whose presence in a file rules this layout out (a classifier beside a final norm makes that
+            norm the classifier's, not a dense output norm).
     """
     name: str
     parts: Mapping[str, str]
@@ -95,6 +112,7 @@ class Layout:
     prefixes: Tuple[str, ...] = ()
     reshapes: Mapping[str, Reshape] = field(default_factory=lambda: GRN_RESHAPES)
     aliases: Tuple[Tuple[Pattern[str], str], ...] = ()
+    excludes: Tuple[str, ...] = ()
 
     @cached_property
     def _rules(self) -> List[Tuple[Pattern[str], str]]:
@@ -129,8 +147,25 @@ class Layout:
         fix = self.reshapes.get(match[1] + match[2]) or self.reshapes.get(match[1])
         return match[0], fix(tensor) if fix else tensor
 
+    def classifier_part(self, key: str) -> Optional[str]:
+        """The part of ``classifier`` that ``key`` belongs to, or None."""
+        return next((part for part in self.classifier if _within(key, part)), None)
+
     def is_classifier(self, key: str) -> bool:
-        return any(key == part or key.startswith(part + '.') for part in self.classifier)
+        return self.classifier_part(key) is not None
+
+    def applies(self, keys: List[str]) -> bool:
+        """False if ``keys`` hold a part of ``excludes``."""
+        return not any(_within(key, part) for key in keys for part in self.excludes)
+
+    @property
+    def stem_key(self) -> str:
+        """This layout's name of the stem conv weight: every ConvNeXt tower in a file has one."""
+        return self.parts[OURS['stem_conv']] + '.weight'
+
+
+def _within(key: str, part: str) -> bool:
+    return key == part or key.startswith(part + '.')
 
 
 OURS = dict(
@@ -147,8 +182,23 @@ def _parts(**names: str) -> Dict[str, str]:
 
 
 OFFICIAL_PARTS = {ours: ours for ours in OURS.values()}
+TIMM_PARTS = _parts(
+    stem_conv='stem.0', stem_norm='stem.1', down_norm='stages.{i}.downsample.0', down_conv='stages.{i}.downsample.1',
+    dwconv='stages.{i}.blocks.{j}.conv_dw', norm='stages.{i}.blocks.{j}.norm', pwconv1='stages.{i}.blocks.{j}.mlp.fc1',
+    grn_gamma='stages.{i}.blocks.{j}.mlp.grn.weight', grn_beta='stages.{i}.blocks.{j}.mlp.grn.bias',
+    pwconv2='stages.{i}.blocks.{j}.mlp.fc2', gamma='stages.{i}.blocks.{j}.gamma')
+TIMM_RESHAPES = {**GRN_RESHAPES, OURS['pwconv1']: conv_to_linear, OURS['pwconv2']: conv_to_linear}
+TIMM_ALIASES = ((re.compile(r'^(stem|stages)_(\d)\.'), r'\1.\2.'),)  # features_only models: stem_0, stages_0
+# DINOv3's ConvNeXt: the official names, no head, its final norm (applied to the last stage's maps) stored twice,
+# as `norm` and `norms.3` (its `norms` list is three identities and `norm`)
+DINOV3_PARTS = {**{k: v for k, v in OFFICIAL_PARTS.items() if k != OURS['out_norm']}, 'norm3': 'norm'}
+DINOV3_ALIASES = ((re.compile(r'^norms\.3\.'), 'norm.'),)
+# open_clip's text tower and its CLIP extras, beside `visual`
+CLIP_TEXT = ('token_embedding', 'positional_embedding', 'transformer', 'ln_final', 'text_projection', 'text',
+             'logit_scale', 'logit_bias', 'attn_mask')
 
-# On a tie in detection (a file whose keys several layouts read alike) the earlier layout wins.
+# Detection (``detect_layout``) prefers a layout that declares the file's prefix, then the one naming the most
+# backbone keys, then the most other keys it knows; on a tie the earlier layout wins.
 LAYOUTS: Tuple[Layout, ...] = (
     # the official files; the dense output norms norm{i} come from the official fine-tuned files
     Layout('official', OFFICIAL_PARTS, classifier=('norm', 'head'), prefixes=(WHOLE_MODEL_PREFIX,)),
@@ -157,14 +207,7 @@ LAYOUTS: Tuple[Layout, ...] = (
     Layout('mmpretrain', {**OFFICIAL_PARTS, **_parts(
         dwconv='stages.{i}.{j}.depthwise_conv', pwconv1='stages.{i}.{j}.pointwise_conv1',
         pwconv2='stages.{i}.{j}.pointwise_conv2')}, classifier=('head',), prefixes=(WHOLE_MODEL_PREFIX,)),
-    Layout('timm', _parts(
-        stem_conv='stem.0', stem_norm='stem.1', down_norm='stages.{i}.downsample.0',
-        down_conv='stages.{i}.downsample.1', dwconv='stages.{i}.blocks.{j}.conv_dw', norm='stages.{i}.blocks.{j}.norm',
-        pwconv1='stages.{i}.blocks.{j}.mlp.fc1', grn_gamma='stages.{i}.blocks.{j}.mlp.grn.weight',
-        grn_beta='stages.{i}.blocks.{j}.mlp.grn.bias', pwconv2='stages.{i}.blocks.{j}.mlp.fc2',
-        gamma='stages.{i}.blocks.{j}.gamma'), classifier=('head',),
-        reshapes={**GRN_RESHAPES, OURS['pwconv1']: conv_to_linear, OURS['pwconv2']: conv_to_linear},
-        aliases=((re.compile(r'^(stem|stages)_(\d+)\.'), r'\1.\2.'),)),  # features_only models: stem_0, stages_0
+    Layout('timm', TIMM_PARTS, classifier=('head',), reshapes=TIMM_RESHAPES, aliases=TIMM_ALIASES),
     Layout('hf', _parts(
         stem_conv='embeddings.patch_embeddings', stem_norm='embeddings.layernorm',
         down_norm='encoder.stages.{i}.downsampling_layer.0', down_conv='encoder.stages.{i}.downsampling_layer.1',
@@ -185,13 +228,45 @@ LAYOUTS: Tuple[Layout, ...] = (
         reshapes={**GRN_RESHAPES, **{OURS[part] + leaf: fix for part in ('down_conv', 'dwconv')
                                      for leaf, fix in (('.weight', sparse_kernel_to_conv), ('.bias', flatten))}},
         aliases=((re.compile(r'\.kernel$'), '.weight'),)),
+    # after official: a file that names no final norm reads as official
+    Layout('dinov3', DINOV3_PARTS, classifier=(), aliases=DINOV3_ALIASES, excludes=('head',)),
+    # DINOv3's layout; the EUPE release files may hold distillation projectors and feature norms beside the backbone
+    # (timm's checkpoint_filter_fn drops `projectors.*` and `norms.*` too)
+    Layout('eupe', DINOV3_PARTS, classifier=('projectors', 'norms'), aliases=DINOV3_ALIASES, excludes=('head',)),
+    # transformers' DINOv3ConvNextModel: stage 0's downsample_layers are the stem (conv, LN), later ones (LN, conv);
+    # its final `layer_norm` normalises the last stage's tokens
+    Layout('hf_dinov3', {**_parts(
+        stem_conv='stages.0.downsample_layers.0', stem_norm='stages.0.downsample_layers.1',
+        down_norm='stages.{i}.downsample_layers.0', down_conv='stages.{i}.downsample_layers.1',
+        dwconv='stages.{i}.layers.{j}.depthwise_conv', norm='stages.{i}.layers.{j}.layer_norm',
+        pwconv1='stages.{i}.layers.{j}.pointwise_conv1', pwconv2='stages.{i}.layers.{j}.pointwise_conv2',
+        gamma='stages.{i}.layers.{j}.gamma'), 'norm3': 'layer_norm'}, classifier=(),
+        aliases=((re.compile(r'^model\.stages\.'), 'stages.'),)),  # its in-memory names; saved files drop `model.`
+    # timm's copies of DINOv3 / EUPE (`checkpoint_filter_fn` of the DINOv3 file): DINOv3's `norm` as `head.norm` with
+    # no classifier beside it. With `head.fc` the file is a classifier and `head.norm` its pooled-feature norm (timm).
+    Layout('timm_dinov3', {**TIMM_PARTS, 'norm3': 'head.norm'}, classifier=(), reshapes=TIMM_RESHAPES,
+           aliases=TIMM_ALIASES, excludes=('head.fc',)),
+    # OpenCLIP's TimmModel: the timm trunk under `visual.trunk.`; its `head.norm` runs after pooling, before the
+    # projection `visual.head` (as timm's classifier norm), so it stays out of norm3; the text tower is beside it
+    Layout('openclip', TIMM_PARTS, classifier=('head', 'visual.head', *CLIP_TEXT), prefixes=('visual.trunk.',),
+           reshapes=TIMM_RESHAPES, aliases=TIMM_ALIASES),
 )
 LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS)
 AUTO_PREFIXES = tuple(dict.fromkeys(p for layout in LAYOUTS for p in layout.prefixes))
 
 
-def detect_layout(keys: List[str]) -> Optional[Layout]:
-    """The layout that names the most of ``keys`` (prefixes already stripped), or None if none names any."""
-    counts = [sum(layout.to_ours(k) is not None for k in keys) for layout in LAYOUTS]
-    best = max(range(len(LAYOUTS)), key=counts.__getitem__)  # max keeps the first of equals: LAYOUTS order
-    return LAYOUTS[best] if counts[best] else None
+def detect_layout(keys: List[str], prefix: str = '') -> Optional[Layout]:
+    """The layout of ``keys`` (``prefix`` already stripped), or None if no layout names any of them as backbone.
+
+    Among the layouts that apply (``Layout.excludes``) and name a backbone key, the one that declares ``prefix``
+    wins, then the one naming the most backbone keys, then the most classifier keys; then the earlier one.
+    """
+    scores = []
+    for layout in LAYOUTS:
+        named = [layout.to_ours(k) is not None for k in keys]
+        backbone = sum(named)
+        known = sum(not n and layout.is_classifier(k) for n, k in zip(named, keys))
+        scores.append((bool(backbone) and layout.applies(keys), bool(prefix) and prefix in layout.prefixes,
+                       backbone, known))
+    best = max(range(len(LAYOUTS)), key=scores.__getitem__)  # max keeps the first of equals: LAYOUTS order
+    return LAYOUTS[best] if scores[best][0] else None

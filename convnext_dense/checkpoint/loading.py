@@ -12,10 +12,12 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .checks import check_keys, check_tensor_fits
+from .checks import check_keys, check_one_tower, check_tensor_fits
 from .layouts import (
     AUTO_PREFIXES,
     CONTAINERS,
+    DINOV3_CHECKPOINTS,
+    DINOV3_REQUEST,
     LAYOUT_NAMES,
     OFFICIAL_CHECKPOINTS,
     WHOLE_MODEL_PREFIX,
@@ -31,15 +33,19 @@ ABRIDGE = 6  # keys shown per list in the report
 
 def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = 'cpu'
                              ) -> Any:
-    """``read_checkpoint``; a missing published ImageNet file's error says where to download it (its URL in
-    ``OFFICIAL_CHECKPOINTS``)."""
+    """``read_checkpoint``; a missing published file's error says where to get it (its URL in
+    ``OFFICIAL_CHECKPOINTS``; for DINOv3's gated files, timm's ungated copy in ``DINOV3_CHECKPOINTS``)."""
     try:
         return read_checkpoint(path, map_location)
     except FileNotFoundError as e:
         path = os.fspath(path)
         name = os.path.basename(path)
-        if name not in OFFICIAL_CHECKPOINTS or '://' in path:  # a URL's error already names the URL and the cache
+        if '://' in path or name not in {**OFFICIAL_CHECKPOINTS, **DINOV3_CHECKPOINTS}:  # a URL's error names it
             raise
+        if name in DINOV3_CHECKPOINTS:
+            raise FileNotFoundError(f'{e}; it is a DINOv3 file, gated: request it from Meta ({DINOV3_REQUEST}), or '
+                                    f'name timm\'s ungated copy of the same weights, CONVNEXT_PRETRAINED='
+                                    f'{DINOV3_CHECKPOINTS[name]} (needs pip install "convnext_dense[hf]")') from None
         url = OFFICIAL_CHECKPOINTS[name]
         raise FileNotFoundError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
                                 f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '
@@ -114,14 +120,17 @@ def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory
         The mapped backbone tensors and the rest of the file, sorted into classifier, unexpected and outside keys.
 
     Raises:
-        ValueError: ``checkpoint`` holds no state dict, or ``prefix`` matches no key.
+        ValueError: ``checkpoint`` holds no state dict, ``prefix`` matches no key, or the file (under ``prefix``,
+            if given) holds two ConvNeXt towers.
     """
     path = os.fspath(path)
     tensors, container = _unwrap(checkpoint, path)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in tensors.items()}
+    detect = prefix is None
     prefix = _pick_prefix(list(tensors), prefix, path)
+    check_one_tower(list(tensors), ('', *AUTO_PREFIXES) if detect else (prefix,), path)
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    layout = detect_layout(list(inside))
+    layout = detect_layout(list(inside), prefix)
     mapped = MappedCheckpoint(path, layout, container, prefix, {})
     for key, tensor in tensors.items():
         if not key.startswith(prefix) and layout and layout.is_classifier(key):
@@ -154,7 +163,8 @@ class LoadReport:
         unexpected: File keys under the prefix that are no backbone part of the layout.
         not_built: Mapped tensors of parts this backbone does not build (stages after max(out_indices), output norms
             of stages not returned).
-        classifier: File keys of the classification parts, skipped.
+        classifier: File keys of the parts that are not backbone (classifier, projections, text tower), skipped.
+        classifier_parts: How many of ``classifier`` each such part holds (how the report lists them).
         outside: Number of file keys outside the prefix (a whole model's neck and heads), not loaded here.
         norms: For each output norm of the backbone, 'file' if loaded, 'init' if it kept weight 1, bias 0.
     """
@@ -171,6 +181,7 @@ class LoadReport:
     classifier: List[str]
     outside: int
     norms: Dict[str, str]
+    classifier_parts: Dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """The multi-line report logged after loading."""
@@ -179,10 +190,14 @@ class LoadReport:
         lines = [f'convnext_dense: loaded {len(self.loaded)}/{self.expected} backbone tensors from {self.path} '
                  f'({source})']
         for title, keys in (('missing, kept init', self.missing), ('unexpected, ignored', self.unexpected),
-                            ('not built in this backbone, ignored', self.not_built),
-                            ('not backbone (classifier head, pre-training decoder), skipped', self.classifier)):
+                            ('not built in this backbone, ignored', self.not_built)):
             if keys:
                 lines.append(f'  {title} ({len(keys)}): {abridge(keys)}')
+        if self.classifier:
+            parts = ', '.join(f'{part}.* ({n})' for part, n in self.classifier_parts.items())
+            # the title other tools and logs grep for; the parts name what else it was (projections, a text tower)
+            lines.append(f'  not backbone (classifier head, pre-training decoder), skipped ({len(self.classifier)}): '
+                         f'{parts}')
         if self.outside:
             lines.append(f"  outside prefix '{self.prefix}', left to the rest of the model: {self.outside} keys")
         from_file = [name for name, source in self.norms.items() if source == 'file']
@@ -190,6 +205,17 @@ class LoadReport:
         lines.append(f'  output norms from the file: {", ".join(from_file) or "none"}; kept at init (weight 1, '
                      f'bias 0): {", ".join(kept) or "none"}')
         return '\n'.join(lines)
+
+
+def _count_parts(mapped: MappedCheckpoint) -> Dict[str, int]:
+    """{classifier part, with the prefix where its keys have it: number of file keys} of ``mapped.classifier``."""
+    counts: Dict[str, int] = {}
+    for key in mapped.classifier:
+        inside = mapped.prefix and key.startswith(mapped.prefix)
+        part = mapped.layout.classifier_part(key[len(mapped.prefix):] if inside else key)
+        name = (mapped.prefix if inside else '') + part
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
@@ -217,7 +243,8 @@ def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
         missing=[k for k in own if k not in to_load and k.split('.', 1)[0] not in norms],
         unexpected=mapped.unexpected, not_built=[k for k in mapped.state_dict if k not in own],
         classifier=mapped.classifier, outside=len(mapped.outside),
-        norms={name: 'file' if f'{name}.weight' in to_load else 'init' for name in norms})
+        norms={name: 'file' if f'{name}.weight' in to_load else 'init' for name in norms},
+        classifier_parts=_count_parts(mapped))
     print_log(report.summary(), logger='current')
     return report
 
@@ -260,7 +287,7 @@ def map_whole_model(state_dict: Mapping[str, Tensor]) -> Tuple[Dict[str, Tensor]
         if it was left alone.
     """
     inside = [k for k in state_dict if k.startswith(WHOLE_MODEL_PREFIX)]
-    layout = detect_layout([k[len(WHOLE_MODEL_PREFIX):] for k in inside])
+    layout = detect_layout([k[len(WHOLE_MODEL_PREFIX):] for k in inside], WHOLE_MODEL_PREFIX)
     if layout is None or any(layout.to_ours(k[len(WHOLE_MODEL_PREFIX):]) is None for k in inside):
         return dict(state_dict), None
     renamed = {}

@@ -16,6 +16,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_from_http, load_fr
 
 from .checks import check_keys
 from .download import URL_SCHEMES
+from .hub import HF_SCHEME
 from .loading import map_whole_model, read_convnext_checkpoint
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
@@ -46,12 +47,14 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
 
 
 def install_safe_checkpoint_loader() -> None:
-    """Make mmengine read local checkpoint files and http(s) URLs through ``load_from_local_safe``. Idempotent.
+    """Make mmengine read local checkpoint files, http(s) URLs and ``hf://`` names through ``load_from_local_safe``.
+    Idempotent.
 
     ``import convnext_dense`` calls it. It covers the runner's ``load_from`` and ``resume`` and every tool that loads
     a local path or URL through ``mmengine.runner.load_checkpoint``.
     """
-    CheckpointLoader.register_scheme(prefixes=(LOCAL_SCHEME, *URL_SCHEMES), loader=load_from_local_safe, force=True)
+    CheckpointLoader.register_scheme(prefixes=(LOCAL_SCHEME, *URL_SCHEMES, HF_SCHEME), loader=load_from_local_safe,
+                                     force=True)
 
 
 def uninstall_safe_checkpoint_loader() -> None:
@@ -59,3 +62,4 @@ def uninstall_safe_checkpoint_loader() -> None:
     ``load_from_http``). Idempotent."""
     CheckpointLoader.register_scheme(prefixes=LOCAL_SCHEME, loader=load_from_local, force=True)
     CheckpointLoader.register_scheme(prefixes=URL_SCHEMES, loader=load_from_http, force=True)
+    CheckpointLoader._schemes.pop(HF_SCHEME, None)  # mmengine has no loader of its own for hf:// names

@@ -16,6 +16,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from safetensors.torch import load_file as load_safetensors
 
 from .download import URL_SCHEMES, resolve
+from .hub import HF_SCHEME
 
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer's default statistics methods
 
@@ -67,7 +68,8 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     ``torch.load(weights_only=True)`` plus the allow-list of ``_safe_globals``.
 
     Args:
-        path: Local file path, or an http(s) URL: its copy in the download cache (``download.resolve``).
+        path: Local file path, an http(s) URL or an ``hf://ORG/REPO[/FILE]`` name: its copy in the download cache
+            (``download.resolve``).
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 
     Returns:
@@ -84,7 +86,7 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     path = os.path.expanduser(os.fspath(resolve(path)))
     if '://' in path:
         raise ValueError(f'checkpoint {path!r} is a URL of a scheme convnext_dense does not read: pass a local '
-                         f'path or a URL starting with {" or ".join(URL_SCHEMES)}')
+                         f'path or a name starting with {", ".join(URL_SCHEMES)} or {HF_SCHEME}')
     if not os.path.exists(path):
         raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
     if not os.path.isfile(path):

@@ -202,7 +202,7 @@ def convnext_stages(in_channels: int, depths: Sequence[int], channels: Sequence[
     """ConvNeXt's ``downsample_layers`` (the 4x4 patchify stem, then LayerNorm + 2x2 stride-2 convolutions) and
     ``stages`` of blocks, for the first ``num_stages`` stages; drop path rises linearly over all blocks of ``depths``.
     """
-    dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+    dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # also under torch.device('meta')
     downsample_layers, stages = nn.ModuleList(), nn.ModuleList()
     for i in range(num_stages):
         c = channels[i]

@@ -14,6 +14,7 @@ from mmengine.registry import Registry
 from .backbone import ConvNeXt
 from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
+from .roadmap import ConvNeXtRoadmap
 
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
@@ -23,7 +24,7 @@ HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {
-    'MODELS': (ConvNeXt,),
+    'MODELS': (ConvNeXt, ConvNeXtRoadmap),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
     'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook),
 }

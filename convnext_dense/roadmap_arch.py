@@ -14,14 +14,15 @@ linear layer, so that step costs what ``fewer_norms`` costs (4.15; Table 11's La
 row, 14.81), which Figure 2's 4.2 rounds and 4.46 cannot be. ``PAPER_FLOPS_ERRATA`` records it.
 """
 import dataclasses
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .arch import STEM_STRIDE, ARCH_SETTINGS, OutputShape, resolve_out_indices
+from .arch import STEM_STRIDE, OutputShape, resolve_out_indices
 
 ROADMAP_STEPS: Tuple[str, ...] = (
     'resnet', 'stage_ratio', 'patchify', 'depthwise', 'wider', 'inverted_bottleneck', 'move_up_depthwise',
     'kernel_5', 'kernel_7', 'kernel_9', 'kernel_11', 'gelu', 'fewer_activations', 'fewer_norms', 'layer_norm',
     'separate_downsampling')
+KERNEL_SWEEP: Tuple[str, ...] = ('kernel_5', 'kernel_7', 'kernel_9', 'kernel_11')
 SIDE_BRANCHES: Tuple[str, ...] = ('kernel_5', 'kernel_9', 'kernel_11')  # the path goes on with kernel_7
 
 
@@ -33,13 +34,13 @@ class Regime(NamedTuple):
         stage_ratio: Blocks per stage from the stage-ratio step on.
         ratio_width: Bottleneck width of stage 0 from the stage-ratio step on (ResNet: 64).
         wide: Width from the ``wider`` step on (the Swin model's channels).
-        convnext: The ``ARCH_SETTINGS`` entry the path ends at.
+        convnext: The ``ARCH_SETTINGS`` entry the path ends at (None for a regime of one's own).
     """
     depths: Tuple[int, ...]
     stage_ratio: Tuple[int, ...]
     ratio_width: int
     wide: int
-    convnext: str
+    convnext: Optional[str] = None
 
 
 REGIMES: Dict[str, Regime] = {
@@ -109,9 +110,11 @@ def _change(step: str, regime: Regime) -> Dict[str, object]:
 
 
 def parent(step: str) -> Optional[str]:
-    """The step that ``step`` changes: the previous one on the main path (None for ``resnet``)."""
+    """The step that ``step`` changes: the previous one on the main path (None for ``resnet``); the kernel sweep's
+    steps all change ``move_up_depthwise``."""
     index = ROADMAP_STEPS.index(check_step(step))
-    return next((s for s in reversed(ROADMAP_STEPS[:index]) if s not in SIDE_BRANCHES), None)
+    skip = KERNEL_SWEEP if step in KERNEL_SWEEP else SIDE_BRANCHES
+    return next((s for s in reversed(ROADMAP_STEPS[:index]) if s not in skip), None)
 
 
 def check_step(step: str) -> str:
@@ -120,13 +123,24 @@ def check_step(step: str) -> str:
     return step
 
 
-def check_regime(regime: str) -> Regime:
+RegimeSpec = Union[str, Mapping[str, object]]
+
+
+def check_regime(regime: RegimeSpec) -> Regime:
+    """The ``Regime`` of a name in ``REGIMES`` or of a dict with its fields (a smaller path, e.g. for tests)."""
+    if isinstance(regime, Mapping):
+        try:
+            return Regime(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in regime.items()})
+        except TypeError as e:
+            raise ValueError(f'roadmap regime {dict(regime)}: {e}; a regime dict has the fields {Regime._fields}, '
+                             '"convnext" optional') from None
     if regime not in REGIMES:
-        raise ValueError(f'unknown roadmap regime {regime!r}; valid: {", ".join(REGIMES)}')
+        raise ValueError(f'unknown roadmap regime {regime!r}; valid: {", ".join(REGIMES)} or a dict with the fields '
+                         f'{Regime._fields}')
     return REGIMES[regime]
 
 
-def design(step: str, regime: str = 'resnet50') -> Design:
+def design(step: str, regime: RegimeSpec = 'resnet50') -> Design:
     """The design of ``step`` on the path of ``regime``: its parent's with the step's change applied."""
     path = check_regime(regime)
     above = parent(step)
@@ -134,7 +148,7 @@ def design(step: str, regime: str = 'resnet50') -> Design:
     return dataclasses.replace(base, **_change(step, path))
 
 
-def roadmap_output_shape(step: str = 'separate_downsampling', regime: str = 'resnet50',
+def roadmap_output_shape(step: str = 'separate_downsampling', regime: RegimeSpec = 'resnet50',
                          out_indices: Union[int, Sequence[int], None] = None) -> OutputShape:
     """The maps ``ConvNeXtRoadmap(step, regime, out_indices=out_indices)`` returns, without building it.
 
@@ -144,11 +158,6 @@ def roadmap_output_shape(step: str = 'separate_downsampling', regime: str = 'res
     d = design(step, regime)
     indices = resolve_out_indices(out_indices, len(d.depths))
     return OutputShape(indices, tuple(d.channels(i) for i in indices), tuple(STEM_STRIDE * 2**i for i in indices))
-
-
-def end_arch(regime: str) -> Dict[str, Tuple[int, ...]]:
-    """The ConvNeXt arch the regime ends at (``ARCH_SETTINGS``), which ``separate_downsampling`` must equal."""
-    return ARCH_SETTINGS[check_regime(regime).convnext]
 
 
 class Published(NamedTuple):

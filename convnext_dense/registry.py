@@ -12,6 +12,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_OPTIM_WRAPPER_C
 from mmengine.registry import Registry
 
 from .backbone import ConvNeXt
+from .follow import FollowBackbone
 from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
 from .roadmap import ConvNeXtRoadmap
@@ -24,7 +25,7 @@ HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {
-    'MODELS': (ConvNeXt, ConvNeXtRoadmap),
+    'MODELS': (ConvNeXt, ConvNeXtRoadmap, FollowBackbone),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
     'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook),
 }

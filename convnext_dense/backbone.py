@@ -5,7 +5,7 @@ repository (``object_detection/`` and ``semantic_segmentation/``). Parameter nam
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -114,10 +114,7 @@ class ConvNeXt(BaseModule):
             frozen = [self.downsample_layers[i], self.stages[i]]
             if i in self.out_indices:
                 frozen.append(getattr(self, f'norm{i}'))
-            for module in frozen:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+            freeze(frozen)
 
     def train(self, mode: bool = True) -> 'ConvNeXt':
         super().train(mode)
@@ -133,10 +130,7 @@ class ConvNeXt(BaseModule):
                                      map_location=cfg.get('map_location', 'cpu'))
             self._is_init = True
             return
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        trunc_normal_init(self)
         super().init_weights()
 
     # Layer-wise learning-rate decay: the backbone owns the knowledge of which layer a parameter belongs to.
@@ -154,6 +148,23 @@ class ConvNeXt(BaseModule):
             num_layers: L, the layer id of the last stage; parameters outside the stages get L + 1.
         """
         return convnext_layer_id(name, self.arch_depths, decay_type, num_layers)
+
+
+def freeze(modules: Iterable[nn.Module]) -> None:
+    """Eval mode and no gradients for ``modules`` (a frozen stage)."""
+    for module in modules:
+        module.eval()
+        for param in module.parameters():
+            param.requires_grad = False
+
+
+def trunc_normal_init(model: nn.Module) -> None:
+    """The official init: every convolution and linear weight from a truncated normal (std 0.02), biases zero."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def num_decay_layers(depths: Sequence[int]) -> int:

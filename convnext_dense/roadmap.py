@@ -15,7 +15,8 @@ them (``bn{k}``, ``ln{k}``). Where the paper leaves a detail open, the choices a
   instead would cost ~1% more at kernel 11) and its shortcut is a 1 x 1 stride-2 convolution with a norm (BN, LN
   from the LayerNorm step on), the paper's "1x1 conv with stride 2 at the shortcut connection". A block whose input
   and output differ in width also gets that projection (ResNet's first block; none once the stem is as wide as
-  stage 0, from the inverted bottleneck on). An inverted bottleneck's hidden width is 4x the stage's width.
+  stage 0, from the inverted bottleneck on). An inverted bottleneck's hidden width is 4x the stage's width (4x the
+  input's in a stage's first block would cost ~4.12 G instead of Table 10's 4.64).
 * Norms and activations: until ``fewer_*`` every convolution of a block is followed by a norm, and ReLU (GELU)
   follows the first two norms and the residual sum, as in ResNet. ``fewer_activations`` keeps the one between the
   1 x 1 layers (none after the sum), ``fewer_norms`` the one after the depthwise convolution; shortcut norms stay.
@@ -32,7 +33,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .arch import STEM_STRIDE, OutputShape
-from .backbone import block_layer_id, check_decay_type, convnext_layer_id, convnext_stages, num_decay_layers
+from .backbone import (
+    block_layer_id,
+    check_decay_type,
+    convnext_layer_id,
+    convnext_stages,
+    freeze,
+    num_decay_layers,
+    trunc_normal_init,
+)
 from .layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
 from .roadmap_arch import Design, RegimeSpec, design, roadmap_output_shape
 
@@ -223,10 +232,7 @@ class ConvNeXtRoadmap(BaseModule):
 
     def _freeze_stages(self) -> None:
         for before, blocks, norm in self._stage_parts()[:self.frozen_stages + 1]:
-            for module in before + [blocks] + ([norm] if norm else []):
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+            freeze(before + [blocks] + ([norm] if norm else []))
 
     def train(self, mode: bool = True) -> 'ConvNeXtRoadmap':
         super().train(mode)
@@ -246,11 +252,7 @@ class ConvNeXtRoadmap(BaseModule):
                                     map_location=cfg.get('map_location', 'cpu'))
             self._is_init = True
             return
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        trunc_normal_init(self)
         super().init_weights()
 
     # Layer-wise learning-rate decay (``convnext_dense.layer_decay`` asks these): ConvNeXt's rule, on these names.

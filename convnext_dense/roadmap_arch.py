@@ -11,7 +11,8 @@ A step's design is its parent's with the step's change applied; the parent is th
 ``PAPER`` holds the published top-1 (mean of 3 seeds) and GFLOPs at 224 x 224 of Tables 10 and 11. Table 10 gives
 4.46 G for the ResNet-50 regime's LayerNorm step, Figure 2 gives 4.2: swapping BN for LN changes no convolution or
 linear layer, so that step costs what ``fewer_norms`` costs (4.15; Table 11's LayerNorm row equals its fewer-norms
-row, 14.81), which Figure 2's 4.2 rounds and 4.46 cannot be. ``PAPER_FLOPS_ERRATA`` records it.
+row, 14.81), which Figure 2's 4.2 rounds and 4.46 cannot be (it is, to two decimals, ConvNeXt-T's own count,
+4.455: the next row's model). ``PAPER_FLOPS_ERRATA`` records it.
 """
 import dataclasses
 from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union

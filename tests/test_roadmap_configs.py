@@ -38,6 +38,7 @@ def test_every_step_builds_and_the_inputs_follow_it(toolkit):
         model = build_on_meta(toolkit, **{'model.backbone.step': step})
         channels = roadmap_output_shape(step).channels
         assert model.backbone.step == step and model.backbone.out_channels == channels
+        assert model.backbone.norm_eval == (toolkit == 'mmdet')  # each toolkit's way with BN (the docstrings say why)
         if toolkit == 'mmdet':
             assert type(model).__name__ == 'MaskRCNN'
             assert [lateral.conv.in_channels for lateral in model.neck.lateral_convs] == list(channels)

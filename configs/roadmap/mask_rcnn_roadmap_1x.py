@@ -9,28 +9,16 @@ AdamW lr 1e-4, weight decay 0.05, layer-wise lr decay 0.95, drop path 0.4, AMP, 
 an ablation means something only with all else equal and this is the recipe the path's end was published with; the
 one change is the schedule: 1x (12 epochs, lr x0.1 after epochs 8 and 11) instead of 3x, 16 steps being 16 runs.
 
-Weights: the ImageNet file of the step trained (``ROADMAP_PRETRAINED`` or ``--cfg-options
-model.backbone.init_cfg.checkpoint=PATH``; the paper's intermediate models were never released: torchvision's /
-mmdet's ResNet-50 fits ``resnet``, the official ``convnext_tiny_1k_224.pth`` fits ``separate_downsampling``, a file
-of another step is refused with the key and both shapes). ``model.backbone.init_cfg=None`` trains from scratch.
+Weights: see ``_base_/roadmap_backbone.py``.
 """
-_base_ = ['../coco/mask_rcnn_convnext_t.py']
+_base_ = ['../coco/mask_rcnn_convnext_t.py', './_base_/roadmap_backbone.py']
 
 max_epochs = 12
 model = dict(
     type='convnext_dense.FollowBackbone',
     model_type='MaskRCNN',
-    backbone=dict(
-        _delete_=True,
-        type='convnext_dense.ConvNeXtRoadmap',
-        step='separate_downsampling',
-        regime='resnet50',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.4,
-        layer_scale_init_value=1.0,  # as the ConvNeXt recipes; pretrained gammas replace it
-        norm_eval=True,  # the BN steps as mmdet trains ResNets: 2 images per GPU are too few for batch statistics
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='{{$ROADMAP_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}')),
+    # norm_eval: the BN steps as mmdet trains ResNets (2 images per GPU are too few for batch statistics)
+    backbone=dict(_delete_=True, **_base_.roadmap_backbone, norm_eval=True),
     neck=dict(in_channels=None))  # read from the backbone when built
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [

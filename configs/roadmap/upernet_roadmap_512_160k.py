@@ -8,23 +8,14 @@ four maps, the auxiliary head its ``in_index``). Everything else is the ConvNeXt
 ``../ade20k/upernet_convnext_t_512.py`` (AdamW lr 1e-4, weight decay 0.05, stage-wise lr decay 0.9, drop path 0.4,
 16 images per iteration, AMP), held fixed across steps: the recipe the path's end was published with.
 
-Weights: as ``mask_rcnn_roadmap_1x.py`` (``ROADMAP_PRETRAINED`` or ``model.backbone.init_cfg.checkpoint=PATH``).
+Weights: see ``_base_/roadmap_backbone.py``.
 """
-_base_ = ['../ade20k/upernet_convnext_t_512.py']
+_base_ = ['../ade20k/upernet_convnext_t_512.py', './_base_/roadmap_backbone.py']
 
 model = dict(
     type='convnext_dense.FollowBackbone',
     model_type='EncoderDecoder',
-    backbone=dict(
-        _delete_=True,
-        type='convnext_dense.ConvNeXtRoadmap',
-        step='separate_downsampling',
-        regime='resnet50',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.4,
-        layer_scale_init_value=1.0,  # as the ConvNeXt recipes; pretrained gammas replace it
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='{{$ROADMAP_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}')),
+    backbone=dict(_delete_=True, **_base_.roadmap_backbone),
     decode_head=dict(in_channels=None),  # read from the backbone when built
     auxiliary_head=dict(in_channels=None))
 # The BN steps as mmseg trains ResNets on ADE20K: batch statistics, synchronised over the GPUs (16 images)

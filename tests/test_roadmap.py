@@ -230,3 +230,18 @@ def test_bad_input_names_what_is_valid(tmp_path):
         ConvNeXtRoadmap('gelu', init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
     with pytest.raises(ValueError, match='at least 32'):
         ConvNeXtRoadmap('resnet')(torch.randn(1, 3, 16, 64))
+
+
+def test_the_table_states_paper_and_ours_and_saves_json(tmp_path):
+    import json
+
+    from convnext_dense.tools.roadmap import format_table, roadmap_table, save_table
+    rows = roadmap_table('resnet50', speed=False, steps=['resnet', 'layer_norm'])
+    assert [r['step'] for r in rows] == ['resnet', 'layer_norm']
+    assert rows[0]['paper_top1'] == 78.82 and rows[0]['gflops'] == pytest.approx(4.087, abs=1e-3)
+    assert rows[0]['params_m'] == pytest.approx(23.51, abs=0.01)  # mmdet's ResNet-50 without its classifier
+    assert rows[1]['paper_gflops'] == 4.46 and rows[1]['paper_gflops_implied'] == 4.15
+    table = format_table('resnet50', rows)
+    assert '| layer_norm | 81.47 | 4.46 (4.15) | 4.145 | 25.07 | not measured |' in table
+    save_table(str(tmp_path / 't.json'), 'resnet50', rows, dict(note='test'))
+    assert json.loads((tmp_path / 't.json').read_text())['rows'] == rows

@@ -5,7 +5,7 @@ repository (``object_detection/`` and ``semantic_segmentation/``). Parameter nam
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
 import math
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -123,15 +123,9 @@ class ConvNeXt(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
-            load_backbone_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                     map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-            return
-        trunc_normal_init(self)
-        super().init_weights()
+        from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
+        if not load_or_init(self, load_backbone_checkpoint):
+            super().init_weights()
 
     # Layer-wise learning-rate decay: the backbone owns the knowledge of which layer a parameter belongs to.
     def num_layers(self) -> int:
@@ -165,6 +159,18 @@ def trunc_normal_init(model: nn.Module) -> None:
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def load_or_init(model: BaseModule, load: Callable[..., object]) -> bool:
+    """Load the checkpoint a ``Pretrained`` init_cfg names with ``load(model, path, prefix=, map_location=)`` and
+    return True; without one, the truncated-normal init and False (the caller then runs mmengine's init)."""
+    cfg = model.init_cfg
+    if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        load(model, cfg['checkpoint'], prefix=cfg.get('prefix'), map_location=cfg.get('map_location', 'cpu'))
+        model._is_init = True
+        return True
+    trunc_normal_init(model)
+    return False
 
 
 def num_decay_layers(depths: Sequence[int]) -> int:

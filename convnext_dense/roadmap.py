@@ -39,8 +39,8 @@ from .backbone import (
     convnext_layer_id,
     convnext_stages,
     freeze,
+    load_or_init,
     num_decay_layers,
-    trunc_normal_init,
 )
 from .layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
 from .roadmap_arch import Design, RegimeSpec, design, roadmap_output_shape
@@ -245,15 +245,9 @@ class ConvNeXtRoadmap(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal convolutions (as ConvNeXt), or load the checkpoint named by a Pretrained init_cfg."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .roadmap_loading import load_roadmap_checkpoint  # lazy: the loader needs no model code
-            load_roadmap_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                    map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-            return
-        trunc_normal_init(self)
-        super().init_weights()
+        from .roadmap_loading import load_roadmap_checkpoint  # lazy: the loader needs no model code
+        if not load_or_init(self, load_roadmap_checkpoint):
+            super().init_weights()
 
     # Layer-wise learning-rate decay (``convnext_dense.layer_decay`` asks these): ConvNeXt's rule, on these names.
     def num_layers(self) -> int:

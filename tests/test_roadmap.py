@@ -245,3 +245,14 @@ def test_the_table_states_paper_and_ours_and_saves_json(tmp_path):
     assert '| layer_norm | 81.47 | 4.46 (4.15) | 4.145 | 25.07 | not measured |' in table
     save_table(str(tmp_path / 't.json'), 'resnet50', rows, dict(note='test'))
     assert json.loads((tmp_path / 't.json').read_text())['rows'] == rows
+
+
+@pytest.mark.parametrize('scope, type_name', [('mmdet', 'ConvNeXtRoadmap'), ('mmseg', 'ConvNeXtRoadmap'),
+                                              ('mmengine', 'convnext_dense.ConvNeXtRoadmap')])
+def test_registered_like_convnext(scope, type_name):
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from mmengine.registry import DefaultScope
+    registry = ROOT_MODELS if scope == 'mmengine' else __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope), torch.device('meta'):
+        model = registry.build(dict(type=type_name, step='gelu', regime='resnet200', out_indices=(1, 3)))
+    assert isinstance(model, ConvNeXtRoadmap) and model.out_channels == (256, 1024)

@@ -13,11 +13,13 @@ from .backbone import ConvNeXt
 from .checkpoint import install_safe_checkpoint_loader, load_backbone_checkpoint, uninstall_safe_checkpoint_loader
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
 from .registry import register_all
+from .roadmap import ConvNeXtRoadmap
+from .roadmap_arch import ROADMAP_STEPS, roadmap_output_shape
 from .version import __version__
 
-__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor', 'OutputShape', '__version__',
-           'install_safe_checkpoint_loader', 'load_backbone_checkpoint', 'output_shape',
-           'uninstall_safe_checkpoint_loader']
+__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor', 'ConvNeXtRoadmap', 'OutputShape',
+           'ROADMAP_STEPS', '__version__', 'install_safe_checkpoint_loader', 'load_backbone_checkpoint', 'output_shape',
+           'roadmap_output_shape', 'uninstall_safe_checkpoint_loader']
 
 register_all()
 install_safe_checkpoint_loader()

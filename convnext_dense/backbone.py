@@ -5,7 +5,7 @@ repository (``object_detection/`` and ``semantic_segmentation/``). Parameter nam
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .arch import STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
-from .layers import ConvNeXtBlock, LayerNorm2d
+from .layers import ConvNeXtBlock, LayerNorm2d, depthwise_weights_in_grad_strides
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
@@ -83,21 +83,9 @@ class ConvNeXt(BaseModule):
         self.channels_last = channels_last
 
         num_stages = max(self.out_indices) + 1  # build only what is used
-        dpr = torch.linspace(0, drop_path_rate, sum(self.arch_depths)).tolist()
-        self.downsample_layers = nn.ModuleList()
-        self.stages = nn.ModuleList()
-        for i in range(num_stages):
-            c = self.arch_channels[i]
-            if i == 0:  # stem: 4x4 patchify
-                down = nn.Sequential(nn.Conv2d(in_channels, c, kernel_size=4, stride=4), LayerNorm2d(c, eps=eps))
-            else:
-                down = nn.Sequential(LayerNorm2d(self.arch_channels[i - 1], eps=eps),
-                                     nn.Conv2d(self.arch_channels[i - 1], c, kernel_size=2, stride=2))
-            self.downsample_layers.append(down)
-            first = sum(self.arch_depths[:i])
-            self.stages.append(nn.Sequential(*[
-                ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn, eps)
-                for j in range(self.arch_depths[i])]))
+        self.downsample_layers, self.stages = convnext_stages(
+            in_channels, self.arch_depths, self.arch_channels, num_stages, drop_path_rate, layer_scale_init_value,
+            use_grn, eps)
         for i in self.out_indices:
             self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=eps))
 
@@ -105,22 +93,8 @@ class ConvNeXt(BaseModule):
         self.out_strides: Tuple[int, ...] = self._output_shape.strides
         self.min_input_size = STEM_STRIDE * 2**(num_stages - 1)
         if channels_last:
-            self._depthwise_weights_in_grad_strides()
+            depthwise_weights_in_grad_strides(self)
         self._freeze_stages()
-
-    def _depthwise_weights_in_grad_strides(self) -> None:
-        """Store each (C, 1, 7, 7) depthwise weight with the strides its channels-last gradient has.
-
-        Both stride sets are contiguous (the size-1 dim makes them one memory layout), but DDP compares strides
-        exactly: with the default ones every step warned "grad strides do not match bucket view strides" and copied
-        each depthwise gradient into its bucket through a strided view.
-        """
-        for stage in self.stages:
-            for block in stage:
-                weight = block.dwconv.weight
-                _, _, kh, kw = weight.shape
-                weight.data = torch.empty_strided(weight.shape, (kh * kw, 1, kw, 1), dtype=weight.dtype,
-                                                  device=weight.device).copy_(weight.data)
 
     def output_shape(self) -> OutputShape:
         """The stages this backbone returns, with the channels and stride of each map (as ``arch.output_shape``)."""
@@ -147,10 +121,7 @@ class ConvNeXt(BaseModule):
             frozen = [self.downsample_layers[i], self.stages[i]]
             if i in self.out_indices:
                 frozen.append(getattr(self, f'norm{i}'))
-            for module in frozen:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+            freeze(frozen)
 
     def train(self, mode: bool = True) -> 'ConvNeXt':
         super().train(mode)
@@ -159,31 +130,14 @@ class ConvNeXt(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
-            load_backbone_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                                     map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-            return
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-        super().init_weights()
+        from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
+        if not load_or_init(self, load_backbone_checkpoint):
+            super().init_weights()
 
     # Layer-wise learning-rate decay: the backbone owns the knowledge of which layer a parameter belongs to.
     def num_layers(self) -> int:
-        """The number of decay layers L of the official rule, derived from the depths (6 for tiny, 12 for 27 blocks).
-
-        Layer 0 is the stem; every stage but the last adds one layer per (started) group of three blocks; the last
-        stage is layer L; parameters outside the stages (output norms, neck, heads) are L + 1.
-        """
-        return self._first_layer(len(self.arch_depths) - 1)
-
-    def _first_layer(self, stage: int) -> int:
-        """Decay layer id of the first block group of ``stage`` under the layer-wise rule."""
-        return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in self.arch_depths[:stage])
+        """The number of decay layers L of the official rule (``num_decay_layers``): 6 for tiny, 12 for 27 blocks."""
+        return num_decay_layers(self.arch_depths)
 
     def layer_id(self, name: str, decay_type: str, num_layers: int) -> int:
         """Decay layer id of parameter ``name`` (relative to this backbone) under the official rule.
@@ -194,17 +148,96 @@ class ConvNeXt(BaseModule):
                 0).
             num_layers: L, the layer id of the last stage; parameters outside the stages get L + 1.
         """
-        check_decay_type(decay_type)
-        part, _, rest = name.partition('.')
-        if part not in ('downsample_layers', 'stages'):
-            return num_layers + 1  # output norms norm{i}
-        stage, _, rest = rest.partition('.')
-        stage = int(stage)
-        if decay_type == 'stage_wise':
-            return 0 if part == 'downsample_layers' else stage + 1
-        if part == 'downsample_layers' and stage == 0:
-            return 0
-        if stage == len(self.arch_depths) - 1:
-            return num_layers
-        block = int(rest.partition('.')[0]) if part == 'stages' else 0  # a downsample joins its stage's first group
-        return self._first_layer(stage) + block // BLOCKS_PER_LAYER
+        return convnext_layer_id(name, self.arch_depths, decay_type, num_layers)
+
+
+def freeze(modules: Iterable[nn.Module]) -> None:
+    """Eval mode and no gradients for ``modules`` (a frozen stage)."""
+    for module in modules:
+        module.eval()
+        for param in module.parameters():
+            param.requires_grad = False
+
+
+def trunc_normal_init(model: nn.Module) -> None:
+    """The official init: every convolution and linear weight from a truncated normal (std 0.02), biases zero."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def load_or_init(model: BaseModule, load: Callable[..., object]) -> bool:
+    """Load the checkpoint a ``Pretrained`` init_cfg names with ``load(model, path, prefix=, map_location=)`` and
+    return True; without one, the truncated-normal init and False (the caller then runs mmengine's init)."""
+    cfg = model.init_cfg
+    if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+        load(model, cfg['checkpoint'], prefix=cfg.get('prefix'), map_location=cfg.get('map_location', 'cpu'))
+        model._is_init = True
+        return True
+    trunc_normal_init(model)
+    return False
+
+
+def num_decay_layers(depths: Sequence[int]) -> int:
+    """L of the official layer-wise rule for stages of these depths.
+
+    Layer 0 is the stem; every stage but the last adds one layer per (started) group of three blocks; the last
+    stage is layer L; parameters outside the stages (output norms, neck, heads) are L + 1.
+    """
+    return _first_layer(depths, len(depths) - 1)
+
+
+def _first_layer(depths: Sequence[int], stage: int) -> int:
+    """Decay layer id of the first block group of ``stage`` under the layer-wise rule."""
+    return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in depths[:stage])
+
+
+def block_layer_id(depths: Sequence[int], stage: int, block: int, decay_type: str, num_layers: int) -> int:
+    """Decay layer id of block ``block`` of ``stage``: its group of three blocks (the last stage: L), or for
+    'stage_wise' the stage + 1."""
+    check_decay_type(decay_type)
+    if decay_type == 'stage_wise':
+        return stage + 1
+    if stage == len(depths) - 1:
+        return num_layers
+    return _first_layer(depths, stage) + block // BLOCKS_PER_LAYER
+
+
+def convnext_layer_id(name: str, depths: Sequence[int], decay_type: str, num_layers: int) -> int:
+    """The official rule on ConvNeXt's names: the stem is 0, a downsample layer joins its stage's first block group
+    (for 'stage_wise' all downsample layers are 0), the output norms are L + 1."""
+    check_decay_type(decay_type)
+    part, _, rest = name.partition('.')
+    if part not in ('downsample_layers', 'stages'):
+        return num_layers + 1  # output norms norm{i}
+    stage_name, _, rest = rest.partition('.')
+    stage = int(stage_name)
+    if part == 'downsample_layers' and (stage == 0 or decay_type == 'stage_wise'):
+        return 0
+    block = int(rest.partition('.')[0]) if part == 'stages' else 0
+    return block_layer_id(depths, stage, block, decay_type, num_layers)
+
+
+def convnext_stages(in_channels: int, depths: Sequence[int], channels: Sequence[int], num_stages: int,
+                    drop_path_rate: float, layer_scale_init_value: float, use_grn: bool, eps: float = 1e-6
+                    ) -> Tuple[nn.ModuleList, nn.ModuleList]:
+    """ConvNeXt's ``downsample_layers`` (the 4x4 patchify stem, then LayerNorm + 2x2 stride-2 convolutions) and
+    ``stages`` of blocks, for the first ``num_stages`` stages; drop path rises linearly over all blocks of ``depths``;
+    ``eps`` is every LayerNorm's.
+    """
+    dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # also under torch.device('meta')
+    downsample_layers, stages = nn.ModuleList(), nn.ModuleList()
+    for i in range(num_stages):
+        c = channels[i]
+        if i == 0:  # stem: 4x4 patchify
+            down = nn.Sequential(nn.Conv2d(in_channels, c, kernel_size=4, stride=4), LayerNorm2d(c, eps=eps))
+        else:
+            down = nn.Sequential(LayerNorm2d(channels[i - 1], eps=eps),
+                                 nn.Conv2d(channels[i - 1], c, kernel_size=2, stride=2))
+        downsample_layers.append(down)
+        first = sum(depths[:i])
+        stages.append(nn.Sequential(*[ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn, eps)
+                                      for j in range(depths[i])]))
+    return downsample_layers, stages

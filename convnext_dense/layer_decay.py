@@ -3,24 +3,29 @@
 The rule is the official one of the ConvNeXt dense-prediction code (``object_detection/mmcv_custom`` and
 ``semantic_segmentation/mmcv_custom``): parameter p with layer id i gets ``lr = base_lr * decay_rate ** (L + 1 - i)``
 and no weight decay when it is 1-D or a bias. Which layer a parameter belongs to is answered by
-``ConvNeXt.layer_id``; everything outside the backbone's stages (output norms, neck, heads) is layer L + 1.
+``ConvNeXt.layer_id`` (``ConvNeXtRoadmap.layer_id`` for the roadmap's backbones, the same rule on their names);
+everything outside the backbone's stages (output norms, neck, heads) is layer L + 1.
 """
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
 from .backbone import ConvNeXt, check_decay_type
+from .roadmap import ConvNeXtRoadmap
+
+DECAY_BACKBONES = (ConvNeXt, ConvNeXtRoadmap)  # the backbones that answer num_layers() and layer_id()
 
 
-def find_convnext(model: nn.Module) -> Tuple[str, ConvNeXt]:
-    """The (name, module) of the single ConvNeXt inside ``model``; ValueError if there is none or several."""
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, ConvNeXt)]
+def find_convnext(model: nn.Module) -> Tuple[str, Union[ConvNeXt, ConvNeXtRoadmap]]:
+    """The (name, module) of the single ConvNeXt (or ConvNeXtRoadmap) inside ``model``; ValueError if there is none
+    or several."""
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, DECAY_BACKBONES)]
     if len(found) != 1:
-        raise ValueError(f'layer decay needs exactly one convnext_dense.ConvNeXt in the model, found {len(found)} in '
-                         f'{type(model).__name__}: {[name for name, _ in found]}')
+        raise ValueError(f'layer decay needs exactly one convnext_dense.ConvNeXt or ConvNeXtRoadmap backbone in the '
+                         f'model, found {len(found)} in {type(model).__name__}: {[name for name, _ in found]}')
     return found[0]
 
 

@@ -103,3 +103,18 @@ class ConvNeXtBlock(nn.Module):
         if self.gamma is not None:
             y = y * self.gamma
         return x + self.drop_path(y.permute(0, 3, 1, 2))  # (N, C, H, W)
+
+
+def depthwise_weights_in_grad_strides(module: nn.Module) -> None:
+    """Store each (C, 1, k, k) depthwise weight in ``module`` with the strides its channels-last gradient has.
+
+    Both stride sets are contiguous (the size-1 dim makes them one memory layout), but DDP compares strides exactly:
+    with the default ones every step warned "grad strides do not match bucket view strides" and copied each
+    depthwise gradient into its bucket through a strided view.
+    """
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d) and conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels:
+            weight = conv.weight
+            _, _, kh, kw = weight.shape
+            weight.data = torch.empty_strided(weight.shape, (kh * kw, 1, kw, 1), dtype=weight.dtype,
+                                              device=weight.device).copy_(weight.data)

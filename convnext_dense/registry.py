@@ -16,10 +16,12 @@ from mmengine.registry import STRATEGIES as ROOT_STRATEGIES
 from mmengine.registry import Registry
 
 from .backbone import ConvNeXt
+from .follow import FollowBackbone
 from .fsdp import FSDPStrategy, wrap_convnext_blocks
 from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
 from .preemption import PreemptionHook
+from .roadmap import ConvNeXtRoadmap
 from .train_state import ExactResumeHook
 from .watchdog import WatchdogHook
 
@@ -36,7 +38,7 @@ FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {
-    'MODELS': (ConvNeXt,),
+    'MODELS': (ConvNeXt, ConvNeXtRoadmap, FollowBackbone),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
     'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook, ExactResumeHook,
               PreemptionHook, WatchdogHook),

@@ -11,7 +11,8 @@ mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / 
   the diverged weights is written.
 * ``CheckpointFitHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's
   tensors or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
-* ``DatasetCheckHook`` runs ``convnext_dense.dataset_checks`` on the data before the first iteration.
+* ``DatasetCheckHook`` runs ``convnext_dense.dataset_checks`` on the data before the datasets are built and before
+  the first iteration, and ``convnext_dense.class_checks`` (the heads' class counts against the dataset's).
 """
 import math
 import os
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
+from .class_checks import check_classes
 from .dataset_checks import check_dataset_config, check_labels, check_samples
 from .resume import POINTER, check_resume
 
@@ -242,17 +244,29 @@ def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -
 
 
 class DatasetCheckHook(Hook):
-    """Check the data of the run before its first iteration, and the label maps of each batch.
+    """Check the data of the run before its datasets are built and before its first iteration, and the label maps of
+    each batch.
 
-    At the start of a run, each dataset the run has built (training, validation, test) gets the checks of
-    ``convnext_dense.dataset_checks``: paths, annotation file, category ids, and every image and label map file. Each
-    batch's segmentation label maps are checked against the dataset's class count before the model sees them.
+    ``before_build`` (a stage that ``convnext_dense.prebuild`` adds before the Runner builds its loops) checks each
+    dataset config the run is about to build: paths (naming the environment variable that moves the data root),
+    annotation file, category ids, palette. At the start of the run each built dataset (training, validation, test)
+    gets its image and label map files checked and its classes compared with every head of the model
+    (``class_checks``). Each batch's segmentation label maps are checked against the dataset's class count before
+    the model sees them.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._labels: Dict[str, tuple] = {}  # mode -> (number of classes, ignore index, config name)
+
+    def before_build(self, runner, modes: Sequence[str]) -> None:
+        """Check the dataset configs of the loops ``modes`` ('train', 'val', 'test') before they are built."""
+        for mode in modes:
+            loader = getattr(runner, f'_{mode}_dataloader')
+            if isinstance(loader, Mapping):  # not yet built (a DataLoader object passed in is the caller's)
+                check_dataset_config(loader.get('dataset') or {}, f'{mode}_dataloader.dataset',
+                                     runner.cfg.env_variables)
 
     def before_run(self, runner) -> None:
         for mode in ('train', 'val', 'test'):
@@ -263,8 +277,8 @@ class DatasetCheckHook(Hook):
             name = f'{mode}_dataloader.dataset'
             cfg: Mapping = (runner.cfg.get(f'{mode}_dataloader') or {}).get('dataset') or {}
             dataset = loop.dataloader.dataset
-            check_dataset_config(cfg, name)
             check_samples(dataset, cfg, name)
+            check_classes(runner.cfg.get('model') or {}, dataset.metainfo, name)
             self._labels[mode] = (len(dataset.metainfo.get('classes', ())), getattr(dataset, 'ignore_index', 255),
                                   name)
 

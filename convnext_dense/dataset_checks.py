@@ -36,7 +36,8 @@ Of images and label maps only the first and last bytes are read; a COCO annotati
 import json
 import os
 import os.path as osp
-from typing import Any, List, Mapping, Optional, Set, Sized
+import re
+from typing import Any, Dict, List, Mapping, Optional, Set, Sized
 
 from mmengine.registry import DATASETS
 
@@ -74,6 +75,16 @@ def _resolve(root: str, path: str) -> str:
 
 
 README_SECTION = 'README: "Train on your own data"'
+# mmengine's pattern of an environment variable in a config file: {{$NAME:default}}
+CONFIG_VARIABLE = re.compile(r'\{\{[\'\"]?\s*\$(\w+)\s*\:\s*(\S*?)\s*[\'\"]?\}\}')
+
+
+def config_variables(cfg: Any) -> Dict[str, str]:
+    """{name: value} of each environment variable a parsed mmengine ``Config`` reads (``{{$NAME:default}}`` in it or
+    its bases): the value it was read with, the default where the variable was not set (mmengine records only those
+    that were)."""
+    defaults = dict(CONFIG_VARIABLE.findall(getattr(cfg, 'text', '') or ''))
+    return {**defaults, **getattr(cfg, 'env_variables', {})}
 
 
 def _moved_by(root: str, variables: Mapping[str, str]) -> Optional[str]:
@@ -85,7 +96,7 @@ def _moved_by(root: str, variables: Mapping[str, str]) -> Optional[str]:
 def _missing(name: str, key: str, what: str, root: str, variables: Mapping[str, str]) -> FileNotFoundError:
     variable = _moved_by(root, variables) if root else None
     if variable:
-        fix = f'set {variable} (data_root {root!r} comes from it) to your dataset folder'
+        fix = f'the config reads data_root from {variable}: set {variable} to your dataset folder'
     else:
         fix = f'set {name}.data_root / {name}.{key} (in the config or with --cfg-options) to your dataset'
     return FileNotFoundError(f'{name}.{key}: {what} does not exist; {fix} ({README_SECTION})')
@@ -97,7 +108,7 @@ def _check_paths(cfg: Mapping, name: str, variables: Mapping[str, str]) -> None:
     if '://' in root:
         return
     if root and not osp.isdir(root):
-        raise _missing(name, 'data_root', f'folder {root!r}', root, variables)
+        raise _missing(name, 'data_root', repr(root), root, variables)
     ann_file = cfg.get('ann_file')
     if ann_file and not osp.isfile(_resolve(root, ann_file)):
         raise _missing(name, 'ann_file', f'annotation file {_resolve(root, ann_file)!r}', root, variables)

@@ -34,7 +34,7 @@ from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
 from .class_checks import check_classes
-from .dataset_checks import check_dataset_config, check_labels, check_samples
+from .dataset_checks import check_dataset_config, check_labels, check_samples, config_variables
 from .resume import POINTER, check_resume
 
 PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
@@ -249,10 +249,10 @@ class DatasetCheckHook(Hook):
 
     ``before_build`` (a stage that ``convnext_dense.prebuild`` adds before the Runner builds its loops) checks each
     dataset config the run is about to build: paths (naming the environment variable that moves the data root),
-    annotation file, category ids, palette. At the start of the run each built dataset (training, validation, test)
-    gets its image and label map files checked and its classes compared with every head of the model
-    (``class_checks``). Each batch's segmentation label maps are checked against the dataset's class count before
-    the model sees them.
+    annotation file, category ids, palette, and the heads against classes named in its ``metainfo``. At the start
+    of the run each built dataset (training, validation, test) gets its image and label map files checked and its
+    classes compared with every head of the model (``class_checks``). Each batch's segmentation label maps are
+    checked against the dataset's class count before the model sees them.
     """
 
     priority = 'VERY_HIGH'
@@ -264,9 +264,12 @@ class DatasetCheckHook(Hook):
         """Check the dataset configs of the loops ``modes`` ('train', 'val', 'test') before they are built."""
         for mode in modes:
             loader = getattr(runner, f'_{mode}_dataloader')
-            if isinstance(loader, Mapping):  # not yet built (a DataLoader object passed in is the caller's)
-                check_dataset_config(loader.get('dataset') or {}, f'{mode}_dataloader.dataset',
-                                     runner.cfg.env_variables)
+            if not isinstance(loader, Mapping):  # a DataLoader object passed in is the caller's
+                continue
+            cfg, name = loader.get('dataset') or {}, f'{mode}_dataloader.dataset'
+            check_dataset_config(cfg, name, config_variables(runner.cfg))
+            # classes named in the config: checked now, before the optimizer and the rest are built
+            check_classes(runner.cfg.get('model') or {}, cfg.get('metainfo') or {}, name)
 
     def before_run(self, runner) -> None:
         for mode in ('train', 'val', 'test'):

@@ -11,8 +11,7 @@ mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / 
   the diverged weights is written.
 * ``CheckpointFitHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's
   tensors or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
-* ``DatasetCheckHook`` runs ``convnext_dense.dataset_checks`` on the data before the datasets are built and before
-  the first iteration, and ``convnext_dense.class_checks`` (the heads' class counts against the dataset's).
+* ``DatasetCheckHook`` runs ``dataset_checks`` and ``class_checks`` before the datasets are built and the first step.
 """
 import math
 import os
@@ -244,15 +243,12 @@ def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -
 
 
 class DatasetCheckHook(Hook):
-    """Check the data of the run before its datasets are built and before its first iteration, and the label maps of
-    each batch.
+    """Check the data of a run before its datasets are built, before its first iteration, and in each batch.
 
-    ``before_build`` (a stage that ``convnext_dense.prebuild`` adds before the Runner builds its loops) checks each
-    dataset config the run is about to build: paths (naming the environment variable that moves the data root),
-    annotation file, category ids, palette, and the heads against classes named in its ``metainfo``. At the start
-    of the run each built dataset (training, validation, test) gets its image and label map files checked and its
-    classes compared with every head of the model (``class_checks``). Each batch's segmentation label maps are
-    checked against the dataset's class count before the model sees them.
+    ``before_build`` (a stage ``convnext_dense.prebuild`` adds) checks the dataset configs of the loops about to be
+    built: paths (naming the variable that moves the data root), annotation file, category ids, palette, and the heads
+    against classes named in ``metainfo``. ``before_run`` checks each built dataset's image and label map files and
+    its classes against every head (``class_checks``); each batch's label maps are checked against the class count.
     """
 
     priority = 'VERY_HIGH'

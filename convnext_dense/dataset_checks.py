@@ -17,6 +17,8 @@ palette length differs from the classes          ``ValueError`` naming both coun
 annotation file not valid JSON                   ``ValueError`` naming the file, line and column (here)
 category id not in ``categories``                ``ValueError`` naming the annotation, image and id (here)
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
+classes in another order than the file's         ``ValueError`` naming the order to use (here): mmdet numbers the
+                                                 labels in the file's order, the classes name them
 image file missing, empty, truncated, corrupt    ``ValueError`` counting them, naming the first few (here); fail,
                                                  not skip: a skipped image silently changes the data (in mmseg's
                                                  folder layout, a missing image is found by its label map)
@@ -37,7 +39,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Mapping, Optional, Set, Sized
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Sized
 
 from mmengine.registry import DATASETS
 
@@ -140,6 +142,19 @@ def _check_coco(cfg: Mapping, name: str) -> None:
             raise ValueError(f"{name}.ann_file: {ann_file}: annotation {ann.get('id')} (image {ann.get('image_id')}) "
                              f"has category_id {ann.get('category_id')}, not one of the ids in \"categories\": "
                              f'{sorted(categories)}')
+    _check_class_order(coco['categories'], (cfg.get('metainfo') or {}).get('classes'), ann_file, name)
+
+
+def _check_class_order(categories: List[dict], classes: Optional[Sequence[str]], ann_file: str, name: str) -> None:
+    """mmdet numbers the labels in the file's order of ``categories`` (pycocotools' ``getCatIds``), not in the order
+    of the config's ``classes``, which name them: other orders would silently name every label wrongly."""
+    if not classes:
+        return
+    in_file = tuple(c['name'] for c in categories if c['name'] in classes)
+    wanted = tuple(c for c in classes if c in in_file)
+    if in_file != wanted:
+        raise ValueError(f'{name}.metainfo.classes: {ann_file} lists these categories in another order; mmdet '
+                         f'numbers the labels in the file\'s order, so list the classes as {in_file!r}')
 
 
 def check_dataset_config(cfg: Mapping, name: str, variables: Optional[Mapping[str, str]] = None) -> None:

@@ -26,6 +26,7 @@ from test_stock_tools import stock_tool
 
 from conftest import REPO, finish, last_line, tool
 from convnext_dense.class_checks import HEADS, check_classes, class_counts, fit_classes, mismatches
+from convnext_dense.dataset_checks import check_dataset_config
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
@@ -223,3 +224,15 @@ def test_class_table_covers_mask2former_and_fixes_what_it_finds():
         check_classes(seg.model, dict(classes=('a', 'b', 'c')), 'train_dataloader.dataset')
     assert mismatches(fit_classes(det.model, meta), class_counts(meta)) == []
     assert len(HEADS) == 4 and all(family.keys for family in HEADS)
+
+
+def test_classes_in_another_order_than_the_file_stop_naming_the_order(tmp_path):
+    """mmdet numbers the labels in the file's order of categories; classes in another order would name them wrongly."""
+    coco = own_coco(tmp_path / 'coco')
+    cfg = dict(data_root=f'{coco}/', ann_file='annotations/train.json', data_prefix=dict(img='train/'),
+               metainfo=dict(classes=(NAMES[1], NAMES[0], NAMES[2])))
+    with pytest.raises(ValueError, match=r"^train_dataloader\.dataset\.metainfo\.classes: .*train\.json lists "
+                                         r"these categories in another order; .* list the classes as "
+                                         r"\('wheel', 'box', 'sail'\)$"):
+        check_dataset_config(cfg, 'train_dataloader.dataset')
+    check_dataset_config(dict(cfg, metainfo=dict(classes=NAMES[::2])), 'train_dataloader.dataset')  # a subset: fine

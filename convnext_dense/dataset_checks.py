@@ -250,14 +250,15 @@ def check_labels(sample: Any, num_classes: int, ignore_index: int, name: str) ->
                          f'valid are 0..{num_classes - 1} and {ignore_index} (ignored)')
 
 
-def build_checked_dataset(cfg: Mapping, name: str = 'dataset') -> Any:
+def build_checked_dataset(cfg: Mapping, name: str = 'dataset', variables: Optional[Mapping[str, str]] = None) -> Any:
     """Check a dataset's config, build it in the current scope, and check its samples.
 
     Args:
         cfg: The dataset's config.
         name: Where the config sits, for messages. Default: 'dataset'.
+        variables: The environment variables the config reads (``config_variables``). Default: none.
     """
-    check_dataset_config(cfg, name)
+    check_dataset_config(cfg, name, variables)
     try:
         dataset = DATASETS.build(cfg)
     except ValueError as e:  # mmengine packs the samples with np.concatenate, which fails on none

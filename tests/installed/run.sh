@@ -6,7 +6,8 @@
 #   2. `python -m build` (sdist, then the wheel from the sdist) and `twine check`;
 #   3. the wheel installed, not editable; from a folder outside the checkout: convnext_dense imported from
 #      site-packages, a user config inheriting `convnext_dense::` trained two iterations by Runner.from_cfg and by
-#      `mim train`, tested by `mim test`, and found by `mim search`; CONVNEXT_DENSE_NO_MIM_HOOK=1 turns the hook off.
+#      `mim train`, tested by `mim test` and by mmdet's own tools/test.py, and found by `mim search`;
+#      CONVNEXT_DENSE_NO_MIM_HOOK=1 turns the hook off.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/tests/installed
@@ -59,6 +60,11 @@ grep -q '^coco/bbox_mAP: ' "$WORK/test.log" || fail 'mim test printed no bbox mA
 "$V" -m mim search convnext_dense > "$WORK/search.log" 2>&1 || { cat "$WORK/search.log"; fail 'mim search'; }
 grep -q 'config id: cascade_convnext_t' "$WORK/search.log" || fail 'mim search does not list cascade_convnext_t'
 say 'mim train (two iterations), mim test (bbox mAP) and mim search (the model index)'
+
+MMDET_TEST=$("$V" -c 'import mmdet, os; print(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "tools", "test.py"))')
+"$V" "$MMDET_TEST" my_detector.py "$WORK/w_mim/epoch_1.pth" --work-dir "$WORK/w_mmdet" > "$WORK/mmdet.log" 2>&1 || { tail -30 "$WORK/mmdet.log"; fail "mmdet's tools/test.py"; }
+grep -q 'coco/bbox_mAP: ' "$WORK/mmdet.log" || fail "mmdet's tools/test.py printed no bbox mAP"
+say "mmdet's own tools/test.py on the same user config and checkpoint"
 
 if CONVNEXT_DENSE_NO_MIM_HOOK=1 "$V" -c 'from mmengine.config import Config; Config.fromfile("my_detector.py")' > "$WORK/off.log" 2>&1; then
   fail 'CONVNEXT_DENSE_NO_MIM_HOOK=1 did not turn the hook off'

@@ -19,13 +19,14 @@ say() { printf '[installed %3ds] %s\n' "$(( $(date +%s) - START ))" "$*"; }
 fail() { printf '[installed] FAILED: %s\n' "$*" >&2; exit 1; }
 
 BASE=$("$PY" -c 'import sys; print(sys._base_executable)')
-STACK=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# .venv's site-packages, and the base Python's where .venv was made with --system-site-packages (a torch of your own)
+STACK=$("$PY" -c 'import site; print("\n".join(site.getsitepackages()))')
 "$BASE" -m venv "$WORK/venv"
 V=$WORK/venv/bin/python
 echo "$STACK" > "$("$V" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/project_stack.pth"
 pip() { "$V" -m pip --disable-pip-version-check -q "$@"; }
 pip install build twine wheel openmim==0.3.9
-say "fresh environment: $WORK/venv (torch $("$V" -c 'import torch; print(torch.__version__)') from $STACK)"
+say "fresh environment: $WORK/venv (torch $("$V" -c 'import torch; print(torch.__version__, "from", torch.__file__)'))"
 
 "$V" -m build --no-isolation --outdir "$WORK/dist" "$ROOT" > "$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; fail 'python -m build'; }
 "$V" -m twine check --strict "$WORK"/dist/* || fail 'twine check'

@@ -6,7 +6,8 @@
 #   2. `python -m build` (sdist, then the wheel from the sdist) and `twine check`;
 #   3. the wheel installed, not editable; from a folder outside the checkout: convnext_dense imported from
 #      site-packages, a user config inheriting `convnext_dense::` trained two iterations by Runner.from_cfg and by
-#      `mim train`, tested by `mim test` and by mmdet's own tools/test.py, and found by `mim search`;
+#      `mim train`, tested by `mim test` and by mmdet's own tools/test.py, and found by `mim search`; a segmentation
+#      user config trained and validated by mmseg's own tools/train.py;
 #      CONVNEXT_DENSE_NO_MIM_HOOK=1 turns the hook off.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,7 +35,7 @@ WHEEL=$(ls "$WORK"/dist/convnext_dense-*.whl)
 pip install "$WHEEL[all]"
 say "built, checked and installed $(basename "$WHEEL")"
 
-mkdir "$WORK/user" && cp "$HERE/my_detector.py" "$HERE/train_from_cfg.py" "$WORK/user/" && cd "$WORK/user"
+mkdir "$WORK/user" && cp "$HERE/my_detector.py" "$HERE/my_segmentor.py" "$HERE/train_from_cfg.py" "$WORK/user/" && cd "$WORK/user"
 "$V" - <<'PYEOF' || fail 'import from site-packages'
 import os, sysconfig
 import convnext_dense, convnext_dense_mim
@@ -66,6 +67,13 @@ MMDET_TEST=$("$V" -c 'import mmdet, os; print(os.path.join(os.path.dirname(mmdet
 "$V" "$MMDET_TEST" my_detector.py "$WORK/w_mim/epoch_1.pth" --work-dir "$WORK/w_mmdet" > "$WORK/mmdet.log" 2>&1 || { tail -30 "$WORK/mmdet.log"; fail "mmdet's tools/test.py"; }
 grep -q 'coco/bbox_mAP: ' "$WORK/mmdet.log" || fail "mmdet's tools/test.py printed no bbox mAP"
 say "mmdet's own tools/test.py on the same user config and checkpoint"
+
+export ADE_DEMO_ROOT=$WORK/ade
+"$V" -m convnext_dense.synthetic.ade "$WORK/ade" --num-train 2 --num-val 1 --size 64 > /dev/null
+MMSEG_TRAIN=$("$V" -c 'import mmseg, os; print(os.path.join(os.path.dirname(mmseg.__file__), ".mim", "tools", "train.py"))')
+"$V" "$MMSEG_TRAIN" my_segmentor.py --work-dir "$WORK/w_mmseg" > "$WORK/mmseg.log" 2>&1 || { tail -30 "$WORK/mmseg.log"; fail "mmseg's tools/train.py"; }
+grep -q 'Iter(train) \[2/2\]' "$WORK/mmseg.log" && grep -q 'mIoU: ' "$WORK/mmseg.log" || fail "mmseg's tools/train.py did not train and validate"
+say "mmseg's own tools/train.py: two iterations and validation of my_segmentor.py (convnext_dense::ade20k/demo_upernet_convnext.py)"
 
 if CONVNEXT_DENSE_NO_MIM_HOOK=1 "$V" -c 'from mmengine.config import Config; Config.fromfile("my_detector.py")' > "$WORK/off.log" 2>&1; then
   fail 'CONVNEXT_DENSE_NO_MIM_HOOK=1 did not turn the hook off'

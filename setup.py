@@ -24,7 +24,7 @@ class BuildPy(build_py):
 
     def run(self) -> None:
         super().run()
-        if self.editable_mode:
+        if getattr(self, 'editable_mode', False):  # setuptools >= 64 (PEP 660)
             self.copy_file(str(HERE / f'{HOOK}.pth'), str(Path(self.get_finalized_command('install').install_lib)))
             return
         build = Path(self.build_lib)

@@ -1,10 +1,43 @@
 """convnext_dense: ConvNeXt (V1 and V2) backbones, checkpoint loading and layer decay for mmdet and mmseg."""
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
+# What openmim and mmengine read from PKG/.mim: the configs, the tools and the model index with its metafiles (inside
+# configs/). In the checkout convnext_dense/.mim holds links to them; a wheel holds copies.
+MIM = ('configs', 'tools', 'model-index.yml')
+HOOK = 'convnext_dense_mim'  # the module (and .pth) that registers the package with mmengine and mim at start-up
+
+
+class BuildPy(build_py):
+    """setuptools' build_py, then the recipes copied under ``convnext_dense/.mim/`` and ``convnext_dense_mim.pth``
+    put at the top of the build, so that site-packages gets it (a wheel places a .pth only through its build).
+
+    An editable install (PEP 660) leaves the package in the checkout, whose ``convnext_dense/.mim`` links to the
+    recipes; only the .pth is placed, straight into the editable wheel: setuptools' ``editable_wheel`` installs what
+    is not editable into that wheel's folder, which it sets as ``install_lib``.
+    """
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, 'editable_mode', False):  # setuptools >= 64 (PEP 660)
+            self.copy_file(str(HERE / f'{HOOK}.pth'), str(Path(self.get_finalized_command('install').install_lib)))
+            return
+        build = Path(self.build_lib)
+        mim = build / 'convnext_dense' / '.mim'
+        shutil.rmtree(mim, ignore_errors=True)
+        mim.mkdir(parents=True)
+        for name in MIM:
+            source = HERE / name
+            if source.is_dir():
+                shutil.copytree(source, mim / name, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            else:
+                shutil.copyfile(source, mim / name)
+        self.copy_file(str(HERE / f'{HOOK}.pth'), str(build / f'{HOOK}.pth'))
 
 
 def read_version() -> str:
@@ -36,6 +69,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['convnext_dense', 'convnext_dense.*']),
+    py_modules=[HOOK],
+    cmdclass={'build_py': BuildPy},
     # mmengine 0.10 imports pkg_resources at run time (to resolve `mmdet::` configs); setuptools 81 removed it.
     # filelock, tqdm: one process downloads a checkpoint URL while the others wait; its progress bar
     install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'setuptools<81', 'numpy', 'safetensors', 'filelock',

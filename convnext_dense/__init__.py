@@ -4,6 +4,8 @@
 
 * registers the backbone, the layer-decay optimizer constructor and the reliability hooks in the ``convnext_dense``
   scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
+* checks the dataset configs of a Runner that holds ``DatasetCheckHook`` before it builds the datasets
+  (``prebuild.install_prebuild_checks``; ``prebuild.uninstall_prebuild_checks`` undoes it);
 * makes mmengine read local checkpoint files, http(s) URLs and hf:// names (downloaded once into a cache) through
   the safe reader (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader``
   undoes it).
@@ -12,6 +14,7 @@ from .arch import ARCH_SETTINGS, OutputShape, output_shape
 from .backbone import ConvNeXt
 from .checkpoint import install_safe_checkpoint_loader, load_backbone_checkpoint, uninstall_safe_checkpoint_loader
 from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
+from .prebuild import install_prebuild_checks
 from .registry import register_all
 from .roadmap import ConvNeXtRoadmap
 from .roadmap_arch import ROADMAP_STEPS, roadmap_output_shape
@@ -23,3 +26,4 @@ __all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor'
 
 register_all()
 install_safe_checkpoint_loader()
+install_prebuild_checks()

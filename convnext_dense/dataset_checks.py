@@ -1,16 +1,24 @@
 """Checks of a dataset that mmdet 3.3 and mmseg 1.2 lack, each failing with one line naming the file, key or value.
 
-``hooks.DatasetCheckHook``, which every shipped config declares, runs them at the start of a run on each dataset the
-run has built, and on each batch's label maps; ``build_checked_dataset`` runs them around building one dataset (the
-browse tool). What the toolkits already handle is left to them (``tests/test_reliability.py`` proves each case):
+``hooks.DatasetCheckHook``, which every shipped config declares, runs them on each dataset a run uses: the config
+checks before the Runner builds the datasets (``prebuild``), the sample and class checks (``class_checks``) before
+the first iteration, and the label-map check on each batch; ``build_checked_dataset`` runs them around building one
+dataset (the browse tool). What the toolkits already handle is left to them (``tests/test_reliability.py`` proves
+each case):
 
 ===============================================  ==================================================================
 Case                                             What the user gets
 ===============================================  ==================================================================
-data_root / ann_file / image folder missing      ``FileNotFoundError`` naming the config key and the path (here)
+data_root / ann_file / image folder missing      ``FileNotFoundError`` naming the config key, the path and the
+                                                 environment variable that moves the data root (here)
+heads' class count differs from the dataset's    ``ValueError`` naming each config key and the value it needs
+                                                 (``class_checks``)
+palette length differs from the classes          ``ValueError`` naming both counts (``class_checks``)
 annotation file not valid JSON                   ``ValueError`` naming the file, line and column (here)
 category id not in ``categories``                ``ValueError`` naming the annotation, image and id (here)
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
+classes in another order than the file's         ``ValueError`` naming the order to use (here): mmdet numbers the
+                                                 labels in the file's order, the classes name them
 image file missing, empty, truncated, corrupt    ``ValueError`` counting them, naming the first few (here); fail,
                                                  not skip: a skipped image silently changes the data (in mmseg's
                                                  folder layout, a missing image is found by its label map)
@@ -24,17 +32,18 @@ images smaller than the backbone's stride        padded by the data preprocessor
                                                  unpadded, ``ConvNeXt.forward`` raises ``ValueError``
 ===============================================  ==================================================================
 
-The runner builds its datasets before any hook runs: where mmdet or mmseg fail while building one (a data root or
-annotation file that does not exist, an annotation file that is not JSON, no samples left), their error comes first.
 Of images and label maps only the first and last bytes are read; a COCO annotation file is parsed once more
 (about 10 s for train2017's 450 MB, once per run).
 """
 import json
 import os
 import os.path as osp
-from typing import Any, List, Mapping, Optional, Set, Sized
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Sized
 
 from mmengine.registry import DATASETS
+
+from .class_checks import check_palette
 
 SHOWN = 5  # bad files named in one message
 OTHER_IMAGE_MAGIC = (b'BM', b'II*\0', b'MM\0*', b'GIF8', b'RIFF')  # BMP, TIFF, GIF, WEBP: existence checked only
@@ -67,20 +76,47 @@ def _resolve(root: str, path: str) -> str:
     return osp.join(root, path) if root and not osp.isabs(path) else path
 
 
-def _check_paths(cfg: Mapping, name: str) -> None:
+README_SECTION = 'README: "Train on your own data"'
+# mmengine's pattern of an environment variable in a config file: {{$NAME:default}}
+CONFIG_VARIABLE = re.compile(r'\{\{[\'\"]?\s*\$(\w+)\s*\:\s*(\S*?)\s*[\'\"]?\}\}')
+
+
+def config_variables(cfg: Any) -> Dict[str, str]:
+    """{name: value} of each environment variable a parsed mmengine ``Config`` reads (``{{$NAME:default}}`` in it or
+    its bases): the value it was read with, the default where the variable was not set (mmengine records only those
+    that were)."""
+    defaults = dict(CONFIG_VARIABLE.findall(getattr(cfg, 'text', '') or ''))
+    return {**defaults, **getattr(cfg, 'env_variables', {})}
+
+
+def _moved_by(root: str, variables: Mapping[str, str]) -> Optional[str]:
+    """The environment variable the config read ``root`` from, if any."""
+    same = [var for var, value in variables.items() if value and osp.normpath(value) == osp.normpath(root)]
+    return same[0] if same else None
+
+
+def _missing(name: str, key: str, what: str, root: str, variables: Mapping[str, str]) -> FileNotFoundError:
+    variable = _moved_by(root, variables) if root else None
+    if variable:
+        fix = f'the config reads data_root from {variable}: set {variable} to your dataset folder'
+    else:
+        fix = f'set {name}.data_root / {name}.{key} (in the config or with --cfg-options) to your dataset'
+    return FileNotFoundError(f'{name}.{key}: {what} does not exist; {fix} ({README_SECTION})')
+
+
+def _check_paths(cfg: Mapping, name: str, variables: Mapping[str, str]) -> None:
     """The data root, annotation file and data folders a dataset config names exist (local paths only)."""
     root = cfg.get('data_root') or ''
     if '://' in root:
         return
     if root and not osp.isdir(root):
-        raise FileNotFoundError(f'{name}.data_root: {root!r} does not exist; set it (or the environment variable '
-                                'the config reads it from) to the dataset folder')
+        raise _missing(name, 'data_root', repr(root), root, variables)
     ann_file = cfg.get('ann_file')
     if ann_file and not osp.isfile(_resolve(root, ann_file)):
-        raise FileNotFoundError(f'{name}.ann_file: {_resolve(root, ann_file)!r} does not exist')
+        raise _missing(name, 'ann_file', f'annotation file {_resolve(root, ann_file)!r}', root, variables)
     for key, prefix in (cfg.get('data_prefix') or {}).items():
         if prefix and not osp.isdir(_resolve(root, prefix)):
-            raise FileNotFoundError(f'{name}.data_prefix.{key}: folder {_resolve(root, prefix)!r} does not exist')
+            raise _missing(name, f'data_prefix.{key}', f'folder {_resolve(root, prefix)!r}', root, variables)
 
 
 def _check_coco(cfg: Mapping, name: str) -> None:
@@ -106,18 +142,34 @@ def _check_coco(cfg: Mapping, name: str) -> None:
             raise ValueError(f"{name}.ann_file: {ann_file}: annotation {ann.get('id')} (image {ann.get('image_id')}) "
                              f"has category_id {ann.get('category_id')}, not one of the ids in \"categories\": "
                              f'{sorted(categories)}')
+    _check_class_order(coco['categories'], (cfg.get('metainfo') or {}).get('classes'), ann_file, name)
 
 
-def check_dataset_config(cfg: Mapping, name: str) -> None:
-    """Before a dataset is built: its data root, annotation file and data folders exist, and a COCO annotation file
-    is valid JSON whose annotations name known categories.
+def _check_class_order(categories: List[dict], classes: Optional[Sequence[str]], ann_file: str, name: str) -> None:
+    """mmdet numbers the labels in the file's order of ``categories`` (pycocotools' ``getCatIds``), not in the order
+    of the config's ``classes``, which name them: other orders would silently name every label wrongly."""
+    if not classes:
+        return
+    in_file = tuple(c['name'] for c in categories if c['name'] in classes)
+    wanted = tuple(c for c in classes if c in in_file)
+    if in_file != wanted:
+        raise ValueError(f'{name}.metainfo.classes: {ann_file} lists these categories in another order; mmdet '
+                         f'numbers the labels in the file\'s order, so list the classes as {in_file!r}')
+
+
+def check_dataset_config(cfg: Mapping, name: str, variables: Optional[Mapping[str, str]] = None) -> None:
+    """Before a dataset is built: its data root, annotation file and data folders exist, a COCO annotation file
+    is valid JSON whose annotations name known categories, and a palette in its metainfo has a colour per class.
 
     Args:
         cfg: The dataset's config.
         name: Where the config sits, for messages, e.g. 'train_dataloader.dataset'.
+        variables: The environment variables the config was read with (``Config.env_variables``), to name the one
+            that moves a missing data root. Default: none.
     """
-    _check_paths(cfg, name)
+    _check_paths(cfg, name, variables or {})
     _check_coco(cfg, name)
+    check_palette(cfg.get('metainfo') or {}, name)
 
 
 def _empty(cfg: Mapping, name: str) -> ValueError:
@@ -198,14 +250,15 @@ def check_labels(sample: Any, num_classes: int, ignore_index: int, name: str) ->
                          f'valid are 0..{num_classes - 1} and {ignore_index} (ignored)')
 
 
-def build_checked_dataset(cfg: Mapping, name: str = 'dataset') -> Any:
+def build_checked_dataset(cfg: Mapping, name: str = 'dataset', variables: Optional[Mapping[str, str]] = None) -> Any:
     """Check a dataset's config, build it in the current scope, and check its samples.
 
     Args:
         cfg: The dataset's config.
         name: Where the config sits, for messages. Default: 'dataset'.
+        variables: The environment variables the config reads (``config_variables``). Default: none.
     """
-    check_dataset_config(cfg, name)
+    check_dataset_config(cfg, name, variables)
     try:
         dataset = DATASETS.build(cfg)
     except ValueError as e:  # mmengine packs the samples with np.concatenate, which fails on none

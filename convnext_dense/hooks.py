@@ -10,7 +10,7 @@ mmengine Runner from the config: ours, mmdet's and mmseg's ``tools/train.py`` / 
   the diverged weights is written.
 * ``CheckpointFitHook`` refuses a ``load_from`` / ``--resume`` / test checkpoint that fits none of the model's
   tensors or holds a backbone of another arch, instead of mmengine's warnings and a randomly initialised model.
-* ``DatasetCheckHook`` runs ``convnext_dense.dataset_checks`` on the data before the first iteration.
+* ``DatasetCheckHook`` runs ``dataset_checks`` and ``class_checks`` before the datasets are built and the first step.
 """
 import math
 import os
@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
-from .dataset_checks import check_dataset_config, check_labels, check_samples
+from .class_checks import check_classes
+from .dataset_checks import check_dataset_config, check_labels, check_samples, config_variables
 from .fsdp import is_fsdp, unsharded
 from .resume import POINTER, check_resume
 from .train_state import STATE_KEY, capture
@@ -254,17 +255,29 @@ def _check_backbone(backbone: ConvNeXt, state: Dict[str, Tensor], source: str) -
 
 
 class DatasetCheckHook(Hook):
-    """Check the data of the run before its first iteration, and the label maps of each batch.
+    """Check the data of a run before its datasets are built, before its first iteration, and in each batch.
 
-    At the start of a run, each dataset the run has built (training, validation, test) gets the checks of
-    ``convnext_dense.dataset_checks``: paths, annotation file, category ids, and every image and label map file. Each
-    batch's segmentation label maps are checked against the dataset's class count before the model sees them.
+    ``before_build`` (a stage ``convnext_dense.prebuild`` adds) checks the dataset configs of the loops about to be
+    built: paths (naming the variable that moves the data root), annotation file, category ids, palette, and the heads
+    against classes named in ``metainfo``. ``before_run`` checks each built dataset's image and label map files and
+    its classes against every head (``class_checks``); each batch's label maps are checked against the class count.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._labels: Dict[str, tuple] = {}  # mode -> (number of classes, ignore index, config name)
+
+    def before_build(self, runner, modes: Sequence[str]) -> None:
+        """Check the dataset configs of the loops ``modes`` ('train', 'val', 'test') before they are built."""
+        for mode in modes:
+            loader = getattr(runner, f'_{mode}_dataloader')
+            if not isinstance(loader, Mapping):  # a DataLoader object passed in is the caller's
+                continue
+            cfg, name = loader.get('dataset') or {}, f'{mode}_dataloader.dataset'
+            check_dataset_config(cfg, name, config_variables(runner.cfg))
+            # classes named in the config: checked now, before the optimizer and the rest are built
+            check_classes(runner.cfg.get('model') or {}, cfg.get('metainfo') or {}, name)
 
     def before_run(self, runner) -> None:
         for mode in ('train', 'val', 'test'):
@@ -275,8 +288,8 @@ class DatasetCheckHook(Hook):
             name = f'{mode}_dataloader.dataset'
             cfg: Mapping = (runner.cfg.get(f'{mode}_dataloader') or {}).get('dataset') or {}
             dataset = loop.dataloader.dataset
-            check_dataset_config(cfg, name)
             check_samples(dataset, cfg, name)
+            check_classes(runner.cfg.get('model') or {}, dataset.metainfo, name)
             self._labels[mode] = (len(dataset.metainfo.get('classes', ())), getattr(dataset, 'ignore_index', 255),
                                   name)
 

@@ -16,7 +16,7 @@ import math
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -28,6 +28,7 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop, find_latest_checkpoint
 from torch import Tensor, nn
 
+from .atomic import PARTIAL_SUFFIX, commit, write_atomic
 from .backbone import ConvNeXt
 from .checkpoint.checks import check_tensor_fits
 from .checkpoint.layouts import WHOLE_MODEL_PREFIX
@@ -36,37 +37,6 @@ from .dataset_checks import check_dataset_config, check_labels, check_samples, c
 from .fsdp import is_fsdp, unsharded
 from .resume import POINTER, check_resume
 from .train_state import STATE_KEY, capture
-
-PARTIAL_SUFFIX = '.partial'  # a file being written; renamed to its real name once complete
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename inside ``path`` durable (a power loss after ``os.replace`` could otherwise undo it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def commit(partial: str, path: str) -> None:
-    """Flush ``partial`` to disk and rename it to ``path`` in one step: readers see the old file or the new one."""
-    with open(partial, 'rb+') as f:
-        os.fsync(f.fileno())
-    os.replace(partial, path)  # atomic within one file system: partial sits next to path
-    _fsync_dir(osp.dirname(osp.abspath(path)))
-
-
-def write_atomic(path: str, data: Union[str, bytes]) -> None:
-    """Write ``data`` to ``path`` so that a crash at any point leaves either the old file or the complete new one.
-
-    The data goes to ``path + PARTIAL_SUFFIX`` first; a kill before the rename leaves only that partial file,
-    which the next write replaces.
-    """
-    partial = path + PARTIAL_SUFFIX
-    with open(partial, 'wb') as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    commit(partial, path)
 
 
 @contextmanager

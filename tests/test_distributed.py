@@ -19,8 +19,9 @@ from mmengine.config import Config
 from test_reliability import logged
 
 from conftest import REPO, finish, kill_while_writing, output
+from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import PARTIAL_SUFFIX, POINTER
+from convnext_dense.hooks import POINTER
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 

@@ -23,7 +23,7 @@ from pycocotools import mask as mask_util
 
 from conftest import REPO, finish, kill_while_writing, read_config, tool
 from convnext_dense import ConvNeXt
-from convnext_dense.hooks import PARTIAL_SUFFIX
+from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES

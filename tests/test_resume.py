@@ -20,8 +20,9 @@ from mmengine.logging import MessageHub, MMLogger
 from test_stock_tools import stock_tool
 
 from conftest import REPO, finish, last_line, tool
+from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import PARTIAL_SUFFIX, POINTER, AtomicCheckpointHook
+from convnext_dense.hooks import POINTER, AtomicCheckpointHook
 from convnext_dense.resume import check_resume, is_complete, newest_complete
 from convnext_dense.synthetic.ade import write_ade_demo
 

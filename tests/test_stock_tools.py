@@ -42,8 +42,9 @@ import torch
 
 from conftest import REPO, finish, kill_while_writing, last_line, tool
 from convnext_dense import ConvNeXt
+from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import PARTIAL_SUFFIX, POINTER
+from convnext_dense.hooks import POINTER
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES

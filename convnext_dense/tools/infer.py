@@ -40,7 +40,8 @@ from mmengine.registry import DATASETS
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from ..hooks import PARTIAL_SUFFIX, check_checkpoint_fits, commit, write_atomic
+from ..atomic import PARTIAL_SUFFIX, commit, write_atomic
+from ..hooks import check_checkpoint_fits
 from .cli import load_config, toolkit_scope
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

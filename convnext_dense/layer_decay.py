@@ -108,8 +108,10 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
 
     def _mmengine_options(self, module: nn.Module) -> Dict[int, dict]:
         """{id(parameter): its lr and weight decay} as mmengine's DefaultOptimWrapperConstructor sets them."""
-        stock: List[dict] = []
-        super().add_params(stock, module)
+        stock: List[dict] = []  # a plain instance: its add_params recurses into its own, not into ours
+        plain = DefaultOptimWrapperConstructor(dict(self.optim_wrapper_cfg, optimizer=self.optimizer_cfg),
+                                               self.paramwise_cfg)
+        plain.add_params(stock, module)
         return {id(p): dict(lr=g.get('lr', self.base_lr), weight_decay=g.get('weight_decay', self.base_wd))
                 for g in stock for p in g['params']}
 
@@ -118,9 +120,9 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                    num_groups: int) -> None:
         lines = [f'ConvNeXt {decay_type} lr decay: rate {decay_rate}, num_layers {num_layers}, '
                  f'{num_groups} optimizer groups',
-                 f'{"layer":>5} {"part":<32} {"lr scale":>9} {"wd":>7} {"tensors":>7} {"params":>11}']
+                 f'{"layer":>5} {"part":<34} {"lr scale":>9} {"wd":>7} {"tensors":>7} {"params":>11}']
         for (layer, part, scale, wd), (tensors, numel) in sorted(
                 table.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] or 0)):
-            lines.append(f'{layer:>5} {part:<32} {scale:>9.4f} {wd if wd is not None else "-":>7} {tensors:>7} '
+            lines.append(f'{layer:>5} {part:<34} {scale:>9.4f} {wd if wd is not None else "-":>7} {tensors:>7} '
                          f'{numel:>11,}')
         print_log('\n'.join(lines), logger='current')

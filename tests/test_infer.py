@@ -244,8 +244,11 @@ def test_inferencers_read_every_shipped_config(config, default_paths):
     cfg = read_config(config)
     if cfg.default_scope == 'mmdet':
         from mmdet.apis import DetInferencer as Inferencer
-        heads = cfg.model.roi_head.bbox_head if 'roi_head' in cfg.model else cfg.model.bbox_head  # RTMDet: one stage
-        predicted = (heads[-1] if isinstance(heads, list) else heads).num_classes
+        if 'panoptic_head' in cfg.model:  # Mask2Former: things, then stuff
+            predicted = cfg.model.panoptic_head.num_things_classes + cfg.model.panoptic_head.num_stuff_classes
+        else:
+            heads = cfg.model.roi_head.bbox_head if 'roi_head' in cfg.model else cfg.model.bbox_head  # RTMDet: 1 stage
+            predicted = (heads[-1] if isinstance(heads, list) else heads).num_classes
     else:
         from mmseg.apis import MMSegInferencer as Inferencer
         predicted = cfg.model.decode_head.num_classes

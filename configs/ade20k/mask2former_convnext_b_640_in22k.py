@@ -13,7 +13,7 @@ _base_ = [
 ]
 from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
 
-custom_imports = dict(imports=['mmdet.models', 'convnext_dense'], allow_failed_imports=False)  # stock: mmdet's
+custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
 
 arch = 'base'
 pretrained = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_base_22k_224.pth}}'

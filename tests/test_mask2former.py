@@ -91,6 +91,9 @@ def test_config_is_the_stock_swin_recipe_but_for_the_backbone(name):
     assert ours['optim_wrapper'].pop('paramwise_cfg') == dict(
         decay_rate=1.0, outside_backbone='mmengine', norm_decay_mult=stock_paramwise['norm_decay_mult'],
         custom_keys={k: v for k, v in stock_paramwise['custom_keys'].items() if not any(s in k for s in SWIN_KEYS)})
+    if name.endswith('_instance'):  # the panoptic base's data_prefix.seg, which CocoDataset does not read
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            assert theirs[loader]['dataset']['data_prefix'].pop('seg').startswith('annotations/panoptic_')
     # our guarantees
     assert ours.pop('custom_hooks') == ours.pop('reliability_hooks') and 'custom_hooks' not in theirs
     assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']

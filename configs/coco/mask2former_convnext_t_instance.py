@@ -6,7 +6,7 @@ box AP 47.7, mask AP 44.7; no ConvNeXt + Mask2Former result is published), inher
 LSJ at 1024 x 1024, AdamW lr 1e-4 weight decay 0.05, gradient clipping 0.01, 368750 iterations with steps at 327778
 and 355092, 8 GPUs x 2 images, the test settings. Differences: the backbone (ConvNeXt-T, ImageNet-1k weights), the
 head's ``in_channels`` from ``output_shape``, the parameter-wise settings of ``../_base_/mask2former_convnext.py``
-(why: there), the data root ``$COCO_ROOT``, our guarantees.
+(why: there), the data root ``$COCO_ROOT``, no unused panoptic folder in ``data_prefix``, our guarantees.
 """
 _base_ = [
     'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py',
@@ -24,8 +24,10 @@ model = dict(
     panoptic_head=dict(in_channels=list(output_shape(arch).channels)))
 
 data_root = '{{$COCO_ROOT:data/coco/}}'
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
+# The stock file keeps the panoptic base's data_prefix.seg (annotations/panoptic_*2017/), which CocoDataset never
+# reads but our start-up check of the data would require to exist: the instance recipe names its image folders only.
+train_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(_delete_=True, img='train2017/')))
+val_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(_delete_=True, img='val2017/')))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator

@@ -36,6 +36,6 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 param_scheduler = dict(end=_base_.m2f_iters, milestones=[_base_.m2f_iters])
-train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters, dynamic_intervals=None)
+train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters + 1, dynamic_intervals=None)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=_base_.m2f_iters))
 log_processor = dict(window_size=1)

@@ -16,7 +16,7 @@ model = dict(
                        loss_cls=dict(class_weight=[1.0] * (things + stuff) + [0.1]), **_base_.m2f_head),
     panoptic_fusion_head=dict(num_things_classes=things, num_stuff_classes=stuff),
     train_cfg=dict(num_points=_base_.m2f_num_points),
-    # a 4-iteration model scores no query above the recipe's 0.8: keep them all, so that segments are written
+    # a 2-iteration model scores no query above the recipe's 0.8: keep them all, so that segments are written
     test_cfg=dict(max_per_image=8, object_mask_thr=0.0))
 
 data_root = '{{$COCO_DEMO_ROOT:data/coco_demo/}}'
@@ -42,6 +42,6 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator
 param_scheduler = dict(end=_base_.m2f_iters, milestones=[_base_.m2f_iters])
-train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters, dynamic_intervals=None)
+train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters + 1, dynamic_intervals=None)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=_base_.m2f_iters))
 log_processor = dict(window_size=1)

@@ -28,6 +28,6 @@ val_dataloader = dict(_base_.m2f_loader, dataset=dict(
     _delete_=True, data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
     pipeline=pipeline, **dataset))
 test_dataloader = val_dataloader
-train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters)
+train_cfg = dict(max_iters=_base_.m2f_iters, val_interval=_base_.m2f_iters + 1)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=_base_.m2f_iters, save_best=None))
 log_processor = dict(window_size=1)

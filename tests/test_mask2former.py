@@ -11,6 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from test_coco import unscoped
 
 from conftest import REPO, read_config
 from convnext_dense import output_shape
@@ -45,15 +46,6 @@ RECIPES = {
 }
 SWIN_KEYS = ('patch_embed', 'backbone.norm', 'backbone.stages', 'pos_embed', 'relative_position_bias_table')
 QUERY_KEYS = ('query_embed', 'query_feat', 'level_embed')
-
-
-def unscoped(value):
-    """``value`` without the ``_scope_`` keys mmengine adds to dicts inherited through ``mmdet::`` / ``mmseg::``."""
-    if isinstance(value, dict):
-        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return type(value)(unscoped(v) for v in value)
-    return value
 
 
 def stock(name: str) -> Config:

@@ -15,7 +15,8 @@ heads' class count differs from the dataset's    ``ValueError`` naming each conf
                                                  (``class_checks``)
 palette length differs from the classes          ``ValueError`` naming both counts (``class_checks``)
 annotation file not valid JSON                   ``ValueError`` naming the file, line and column (here)
-category id not in ``categories``                ``ValueError`` naming the annotation, image and id (here)
+category id not in ``categories``                ``ValueError`` naming the annotation (or panoptic segment),
+                                                 image and id (here)
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
 classes in another order than the file's         ``ValueError`` naming the order to use (here): mmdet numbers the
                                                  labels in the file's order, the classes name them
@@ -138,10 +139,12 @@ def _check_coco(cfg: Mapping, name: str) -> None:
         return  # not COCO: the dataset class reads it
     categories = {c['id'] for c in coco['categories']}
     for ann in coco.get('annotations', []):
-        if ann.get('category_id') not in categories:
-            raise ValueError(f"{name}.ann_file: {ann_file}: annotation {ann.get('id')} (image {ann.get('image_id')}) "
-                             f"has category_id {ann.get('category_id')}, not one of the ids in \"categories\": "
-                             f'{sorted(categories)}')
+        for segment in ann.get('segments_info', [ann]):  # a panoptic record lists its image's segments
+            if segment.get('category_id') not in categories:
+                what = 'segment' if 'segments_info' in ann else 'annotation'
+                raise ValueError(f"{name}.ann_file: {ann_file}: {what} {segment.get('id')} (image "
+                                 f"{ann.get('image_id')}) has category_id {segment.get('category_id')}, not one of "
+                                 f'the ids in "categories": {sorted(categories)}')
     _check_class_order(coco['categories'], (cfg.get('metainfo') or {}).get('classes'), ann_file, name)
 
 
@@ -242,7 +245,7 @@ def check_labels(sample: Any, num_classes: int, ignore_index: int, name: str) ->
     label = getattr(sample, 'gt_sem_seg', None)
     if label is None:
         return
-    values = label.data.unique()
+    values = (label.data if 'data' in label else label.sem_seg).unique()  # mmseg's field; mmdet's (panoptic)
     bad = values[(values >= num_classes) & (values != ignore_index)]
     if len(bad):
         raise ValueError(f'{name}: label map {sample.metainfo.get("seg_map_path")} holds class indices '

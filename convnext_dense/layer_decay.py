@@ -5,6 +5,10 @@ The rule is the official one of the ConvNeXt dense-prediction code (``object_det
 and no weight decay when it is 1-D or a bias. Which layer a parameter belongs to is answered by
 ``ConvNeXt.layer_id`` (``ConvNeXtRoadmap.layer_id`` for the roadmap's backbones, the same rule on their names);
 everything outside the backbone's stages (output norms, neck, heads) is layer L + 1.
+
+Recipes written for mmengine's default constructor (Mask2Former's: no weight decay for norms and query / level
+embeddings, but decay for the head's other biases) keep that treatment outside the backbone with
+``paramwise_cfg.outside_backbone='mmengine'``.
 """
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple, Union
@@ -17,6 +21,8 @@ from .backbone import ConvNeXt, check_decay_type
 from .roadmap import ConvNeXtRoadmap
 
 DECAY_BACKBONES = (ConvNeXt, ConvNeXtRoadmap)  # the backbones that answer num_layers() and layer_id()
+
+OUTSIDE_BACKBONE_RULES = ('convnext', 'mmengine')
 
 
 def find_convnext(model: nn.Module) -> Tuple[str, Union[ConvNeXt, ConvNeXtRoadmap]]:
@@ -38,6 +44,10 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         num_layers: L of the published configs; derived from the backbone's depths when absent (6 for tiny, 12 for
             27-block stage 2). A value below what the backbone needs is an error.
         custom_keys: mmengine's per-name ``lr_mult`` / ``decay_mult``, applied on top of the decay.
+        outside_backbone: 'convnext' (the official rule everywhere: no weight decay for 1-D parameters and biases)
+            or 'mmengine' (parameters outside the backbone get what mmengine's DefaultOptimWrapperConstructor gives
+            them under the same paramwise_cfg: custom_keys, norm_decay_mult, bias_decay_mult...). Default:
+            'convnext'.
 
     Parameters with equal options are merged into one group, so the optimizer step stays cheap.
     """
@@ -55,43 +65,69 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             raise ValueError(f'paramwise_cfg.num_layers={num_layers} is smaller than the {needed} layers of the '
                              f'ConvNeXt backbone (depths {backbone.arch_depths}): its lower layers would get lr scales '
                              f'above 1. Use num_layers >= {needed}, or leave it out to derive it.')
+        outside = self.paramwise_cfg.get('outside_backbone', 'convnext')
+        if outside not in OUTSIDE_BACKBONE_RULES:
+            raise ValueError(f'paramwise_cfg.outside_backbone={outside!r}; valid: {OUTSIDE_BACKBONE_RULES}')
+        stock = self._mmengine_options(module) if outside == 'mmengine' else {}
         custom_keys = self.paramwise_cfg.get('custom_keys', {})
         sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)  # mmengine's precedence: longest first
 
         groups: Dict[tuple, dict] = {}
-        table: Dict[tuple, List[int]] = defaultdict(lambda: [0, 0])  # (layer id, lr scale, wd) -> [tensors, numel]
+        # (layer id, part, lr scale, wd) -> [tensors, numel]; part: the backbone, or the head's module holding it
+        table: Dict[tuple, List[int]] = defaultdict(lambda: [0, 0])
         backbone_prefix = f'{backbone_name}.' if backbone_name else ''
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            if backbone_prefix and not name.startswith(backbone_prefix):
-                layer = num_layers + 1
+            in_backbone = not backbone_prefix or name.startswith(backbone_prefix)
+            layer = backbone.layer_id(name[len(backbone_prefix):], decay_type, num_layers) if in_backbone \
+                else num_layers + 1
+            if stock and not in_backbone:
+                options = dict(stock[id(param)])
             else:
-                layer = backbone.layer_id(name[len(backbone_prefix):], decay_type, num_layers)
-            scale = decay_rate**(num_layers + 1 - layer)
-            wd = 0.0 if param.ndim == 1 or name.endswith('.bias') else self.base_wd
-            options = dict(lr=self.base_lr * scale, weight_decay=wd)
-            key = next((k for k in sorted_keys if k in f'{prefix}{name}'), None)
-            if key is not None:
-                options['lr'] *= custom_keys[key].get('lr_mult', 1.0)
-                if wd is not None:
-                    options['weight_decay'] *= custom_keys[key].get('decay_mult', 1.0)
-            if options['weight_decay'] is None:
+                options = self._convnext_options(name, param, decay_rate**(num_layers + 1 - layer), prefix,
+                                                 custom_keys, sorted_keys)
+            wd = options.get('weight_decay')
+            if wd is None:
                 del options['weight_decay']
             group = groups.setdefault(tuple(sorted(options.items())), dict(params=[], **options))
             group['params'].append(param)
-            row = table[(layer, scale, wd)]
+            part = backbone_name if in_backbone else '.'.join(name.split('.')[:-1][:2])
+            row = table[(layer, part, options['lr'] / self.base_lr, wd)]
             row[0] += 1
             row[1] += param.numel()
         params.extend(groups.values())
         self._log_table(table, decay_type, decay_rate, num_layers, len(groups))
+
+    def _convnext_options(self, name: str, param: nn.Parameter, scale: float, prefix: str, custom_keys: dict,
+                          sorted_keys: List[str]) -> dict:
+        """lr and weight decay of one parameter under the official rule, custom_keys applied on top."""
+        wd = 0.0 if param.ndim == 1 or name.endswith('.bias') else self.base_wd
+        options = dict(lr=self.base_lr * scale, weight_decay=wd)
+        key = next((k for k in sorted_keys if k in f'{prefix}{name}'), None)
+        if key is not None:
+            options['lr'] *= custom_keys[key].get('lr_mult', 1.0)
+            if wd is not None:
+                options['weight_decay'] *= custom_keys[key].get('decay_mult', 1.0)
+        return options
+
+    def _mmengine_options(self, module: nn.Module) -> Dict[int, dict]:
+        """{id(parameter): its lr and weight decay} as mmengine's DefaultOptimWrapperConstructor sets them."""
+        stock: List[dict] = []  # a plain instance: its add_params recurses into its own, not into ours
+        plain = DefaultOptimWrapperConstructor(dict(self.optim_wrapper_cfg, optimizer=self.optimizer_cfg),
+                                               self.paramwise_cfg)
+        plain.add_params(stock, module)
+        return {id(p): dict(lr=g.get('lr', self.base_lr), weight_decay=g.get('weight_decay', self.base_wd))
+                for g in stock for p in g['params']}
 
     @staticmethod
     def _log_table(table: Dict[tuple, List[int]], decay_type: str, decay_rate: float, num_layers: int,
                    num_groups: int) -> None:
         lines = [f'ConvNeXt {decay_type} lr decay: rate {decay_rate}, num_layers {num_layers}, '
                  f'{num_groups} optimizer groups',
-                 f'{"layer":>5} {"lr scale":>9} {"wd":>7} {"tensors":>7} {"params":>11}']
-        for (layer, scale, wd), (tensors, numel) in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0)):
-            lines.append(f'{layer:>5} {scale:>9.4f} {wd if wd is not None else "-":>7} {tensors:>7} {numel:>11,}')
+                 f'{"layer":>5} {"part":<34} {"lr scale":>9} {"wd":>7} {"tensors":>7} {"params":>11}']
+        for (layer, part, scale, wd), (tensors, numel) in sorted(
+                table.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] or 0)):
+            lines.append(f'{layer:>5} {part:<34} {scale:>9.4f} {wd if wd is not None else "-":>7} {tensors:>7} '
+                         f'{numel:>11,}')
         print_log('\n'.join(lines), logger='current')

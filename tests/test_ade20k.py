@@ -46,9 +46,10 @@ V2_RECIPES = {
 V2_TTA_SCALES = {512: [(1536, 384), (1792, 448), (2048, 512), (2304, 576), (2560, 640)],
                  640: [(1920, 480), (2240, 560), (2560, 640), (2880, 720), (3200, 800)]}
 # DINOv3 ConvNeXt (tests/test_dinov3_recipes.py): UperNet from the in22k recipes, built here with the others; the
-# linear probes are no UperNet and are checked there
+# linear probes are no UperNet and are checked there; the Mask2Former recipes follow mmdet's / mmseg's stock files
+# instead: tests/test_mask2former.py
 DINOV3_UPERNET = {'upernet_dinov3_convnext_b_640', 'upernet_dinov3_convnext_l_640'}
-ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py') if not p.stem.startswith('linear_dinov3_'))
+ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py') if not p.stem.startswith(('linear_dinov3_', 'mask2former_')))
 pytestmark = pytest.mark.usefixtures('default_paths')  # tests that set a path variable set it themselves
 
 

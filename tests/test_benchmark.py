@@ -29,3 +29,7 @@ def test_gpu_suite_quick_form_produces_every_key(tmp_path):
         result = report['items'][key]['result']
         assert result['ours_infer_s'] > 0 and result['ours_train_s'] > 0 and result['stock_skipped']
         assert result['ours_infer_parts_s']['backbone'] > 0
+    for key in ('swin_t_backbone', 'mask2former_t'):  # ConvNeXt beside Swin: both sides timed, ratios recorded
+        result = report['items'][key]['result']
+        assert result['infer_ratio'] > 0 and result['train_ratio'] > 0, result
+    assert report['items']['mask2former_t']['result']['ours_infer_parts_s']['backbone'] > 0

@@ -120,6 +120,19 @@ def test_custom_keys_apply_on_top_of_the_decay():
     assert custom['head.weight'] == plain['head.weight']
 
 
+def test_outside_backbone_mmengine_gives_the_rest_the_default_constructors_options():
+    """Biases outside the backbone are decayed as mmengine's default constructor decays them; the backbone keeps the
+    ConvNeXt rule (its biases undecayed, its layers decayed)."""
+    model = Detector('tiny')
+    ours = per_parameter(build(model, 0.7, outside_backbone='mmengine', custom_keys={'head': dict(lr_mult=2.0)}),
+                         model)
+    official = per_parameter(build(model, 0.7), model)
+    assert ours['neck.bias'] == (2e-4, 0.05) and official['neck.bias'] == (2e-4, 0.0)
+    assert ours['head.weight'] == ours['head.bias'] == (pytest.approx(4e-4), 0.05)
+    assert {n: v for n, v in ours.items() if n.startswith('backbone.')} == \
+        {n: v for n, v in official.items() if n.startswith('backbone.')}
+
+
 def test_plain_names_resolve_in_the_mmdet_and_mmseg_scopes():
     model = Detector('atto')
     for scope in ('mmdet', 'mmseg'):
@@ -151,6 +164,7 @@ def test_amp_wrapper_and_ddp(monkeypatch, tmp_path):
     (Detector('atto'), dict(decay_rate=0.0), 'decay_rate=0.0'),
     (Detector('atto'), dict(decay_rate=1.5), 'decay_rate=1.5'),
     (Detector('small'), dict(num_layers=6), 'num_layers=6 is smaller than the 12 layers'),
+    (Detector('atto'), dict(outside_backbone='stock'), "outside_backbone='stock'; valid: \\('convnext', 'mmengine'\\)"),
 ])
 def test_errors(model, kwargs, match):
     kwargs = dict(dict(decay_rate=0.7), **kwargs)

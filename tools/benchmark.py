@@ -42,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', default='results/benchmark.json', help='JSON file (default: %(default)s)')
     parser.add_argument('--suite', choices=['cpu', 'gpu'],
                         help='a prepared suite instead of the grid; with --quick at toy sizes (a test runs it)')
+    parser.add_argument('--items', nargs='+', metavar='KEY', help='with --suite: only these items, in suite order')
     return parser.parse_args()
 
 
@@ -50,6 +51,12 @@ def main() -> None:
     if args.suite:
         items = (suites.cpu_items(str(REPO), args.quick, args.reps) if args.suite == 'cpu' else
                  suites.gpu_items(str(REPO), args.device, args.quick, args.reps))
+        if args.items:
+            unknown = set(args.items) - {key for key, _ in items}
+            if unknown:
+                sys.exit(f'benchmark.py: error: --items {sorted(unknown)}: not in the {args.suite} suite; valid: '
+                         f'{[key for key, _ in items]}')
+            items = [(key, measure) for key, measure in items if key in args.items]
         command = ' '.join(shlex.quote(a) for a in ['python', 'tools/benchmark.py'] + sys.argv[1:])
         suites.run_suite(items, args.out, args.device, command)
         print(f'saved {args.out}')

@@ -60,5 +60,9 @@ fi
 
 say "installing mmengine, mmdet, mmsegmentation, pycocotools and convnext_dense (editable)"
 pip install -q -e "$ROOT[all,tests]" || die "pip could not install the package's dependencies (see above)."
+# panopticapi (mmdet's panoptic loading, PQ and panoptic inference) is not on PyPI; panopticapi-lite provides the
+# module but pins numpy < 2, which torch and mmcv here do not take. The modules mmdet calls need only numpy, Pillow
+# and the standard library, and work with numpy 2 (tests/test_mask2former_tools.py), so: without its dependencies.
+pip install -q --no-deps panopticapi-lite==0.2.0 || die "pip could not install panopticapi-lite 0.2.0 (see above)."
 touch "$STAMP"
 say "ready: $VENV"

@@ -14,13 +14,13 @@ Command line: ``python -m convnext_dense.synthetic.coco ROOT [--num-train N] [--
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .scenes import SHAPES, render_scene
+from .scenes import MIN_VISIBLE, SHAPES, Scene, render_scene
 
 SPLITS = ('train2017', 'val2017')
 
@@ -34,14 +34,32 @@ def _annotation(mask: np.ndarray, label: int, image_id: int, ann_id: int) -> dic
                 segmentation=dict(size=[int(n) for n in rle['size']], counts=rle['counts'].decode('ascii')))
 
 
-def make_split(out_dir: Path, num_images: int, rng: np.random.Generator, size: int, max_instances: int,
-               min_size: int, max_size: int) -> dict:
-    """Render ``num_images`` scenes into ``out_dir`` as PNGs; return the split's COCO annotation dict."""
+def split_scenes(seed: int, stream: int, num_images: int, size: int, max_instances: int, min_size: int,
+                 max_size: int, min_visible: int = MIN_VISIBLE) -> Iterator[Scene]:
+    """The scenes of one split (``stream`` is its index in ``SPLITS``): what every COCO-layout writer draws.
+    ``min_visible`` changes which instances a scene lists, not the images."""
+    rng = np.random.default_rng([seed, stream])
+    for _ in range(num_images):
+        yield render_scene(rng, size, size, max_instances=max_instances, min_size=min_size, max_size=max_size,
+                           min_visible=min_visible)
+
+
+def shape_sizes(size: int, min_size: Optional[int], max_size: Optional[int]) -> Tuple[int, int]:
+    """The smallest and largest shape extents: ``size // 5`` and ``size // 2`` unless given; a ValueError if bad."""
+    min_size = size // 5 if min_size is None else min_size
+    max_size = size // 2 if max_size is None else max_size
+    if not 0 < min_size <= max_size <= size:
+        raise ValueError(f'shape sizes must satisfy 0 < min_size ({min_size}) <= max_size ({max_size}) '
+                         f'<= size ({size})')
+    return min_size, max_size
+
+
+def make_split(out_dir: Path, scenes: Iterator[Scene], size: int) -> dict:
+    """Write ``scenes`` into ``out_dir`` as PNGs; return the split's COCO annotation dict."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images: List[dict] = []
     annotations: List[dict] = []
-    for image_id in range(1, num_images + 1):
-        scene = render_scene(rng, size, size, max_instances=max_instances, min_size=min_size, max_size=max_size)
+    for image_id, scene in enumerate(scenes, start=1):
         file_name = f'{image_id:012d}.png'
         if not cv2.imwrite(str(out_dir / file_name), scene.image):
             raise OSError(f'could not write {out_dir / file_name}')
@@ -70,19 +88,15 @@ def write_coco_demo(root: str, num_train: int = 600, num_val: int = 100, seed: i
     Returns:
         ``{split: (number of images, number of annotated instances)}``.
     """
-    min_size = size // 5 if min_size is None else min_size
-    max_size = size // 2 if max_size is None else max_size
     if min(num_train, num_val) < 1 or max_instances < 1:
         raise ValueError(f'num_train={num_train}, num_val={num_val} and max_instances={max_instances} must be >= 1')
-    if not 0 < min_size <= max_size <= size:
-        raise ValueError(f'shape sizes must satisfy 0 < min_size ({min_size}) <= max_size ({max_size}) '
-                         f'<= size ({size})')
+    min_size, max_size = shape_sizes(size, min_size, max_size)
     root_path = Path(root)
     (root_path / 'annotations').mkdir(parents=True, exist_ok=True)
     counts = {}
     for stream, (split, num_images) in enumerate(zip(SPLITS, (num_train, num_val))):
-        rng = np.random.default_rng([seed, stream])
-        coco = make_split(root_path / split, num_images, rng, size, max_instances, min_size, max_size)
+        scenes = split_scenes(seed, stream, num_images, size, max_instances, min_size, max_size)
+        coco = make_split(root_path / split, scenes, size)
         (root_path / 'annotations' / f'instances_{split}.json').write_text(json.dumps(coco))
         counts[split] = (num_images, len(coco['annotations']))
     return counts

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 SHAPES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'star')
+MIN_VISIBLE = 20  # visible pixels an instance needs to be annotated
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _shape_mask(rng: np.random.Generator, shape: str, height: int, width: int, m
 
 
 def render_scene(rng: np.random.Generator, height: int, width: int, max_instances: int = 5,
-                 min_size: int = 12, max_size: int = 48, min_visible: int = 20, max_overlap: float = 1.0,
+                 min_size: int = 12, max_size: int = 48, min_visible: int = MIN_VISIBLE, max_overlap: float = 1.0,
                  tries: int = 20) -> Scene:
     """Draw 1..max_instances shapes of random class, size, rotation and colour over a textured background.
 

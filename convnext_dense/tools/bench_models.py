@@ -167,6 +167,15 @@ def compare(name: str, repo: str, device: str, size: Tuple[int, int], warmup: in
         predictions = {side: model.eval().test_step(infer_data)[0] for side, (model, _) in sides.items()}
     if stock is not None:
         result['max_abs_diff'] = prediction_difference(scope, predictions['ours'], predictions['stock'])
+    result.update(time_sides(sides, infer_data, train_data, dev, warmup, reps))
+    return result
+
+
+def time_sides(sides: Dict[str, Tuple[nn.Module, Config]], infer_data: dict, train_data: dict, dev: torch.device,
+               warmup: int, reps: int) -> Dict[str, object]:
+    """Median inference and training-iteration seconds of each side (its model and config), the sides alternating
+    in every repetition; inference split into parts; ``stock / ours`` ratios; peak training memory on CUDA."""
+    result: Dict[str, object] = {}
     for mode in ('infer', 'train'):
         wrappers = {side: optim_wrapper(m, cfg, dev) for side, (m, cfg) in sides.items()} if mode == 'train' else {}
         times: Dict[str, list] = {side: [] for side in sides}

@@ -19,6 +19,7 @@ What runs is the test-time work of the published measurements (the official Conv
 
 Parameters are all of the model's parameters (``mmengine.analysis.parameter_count``).
 """
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -115,6 +116,9 @@ class _DenseForward(nn.Module):
         self.samples = samples
 
     def forward(self, image: Tensor) -> tuple:
+        head = getattr(self.model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(head.forward).parameters:
+            return head.forward(self.model.extract_feat(image), self.samples)  # mmseg's Mask2Former head needs them
         return self.model._forward(image, self.samples)
 
 

@@ -18,6 +18,7 @@ Outputs under ``out_dir`` for an input named ``NAME.EXT`` (its path inside a fol
   (8-bit; 16-bit above 255 classes). With ``reduce_zero_label`` (ADE20K) index 0 is the first listed class, which
   is value 1 in the dataset's annotation files (0 there is "other", not predicted). Every pixel gets a class: the
   ignore value 255 of the annotations never appears.
+* panoptic: also ``preds/NAME.png``, RGB-encoded segment ids, and ``segments_info`` in the JSON (``records``).
 * For a video, ``preds/NAME/000000.json`` (or ``.png``) per frame.
 
 Each file is written under a ``.partial`` name and renamed once complete, so a run stopped at any moment leaves
@@ -43,6 +44,7 @@ from torch import nn
 from ..atomic import PARTIAL_SUFFIX, commit, write_atomic
 from ..hooks import check_checkpoint_fits
 from .cli import load_config, toolkit_scope
+from .records import detection_record, has_segments, label_png, panoptic_segments
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.mpg', '.mpeg', '.m4v')
@@ -128,7 +130,7 @@ class FittingWeights:
 
 def predicted_classes(model: nn.Module) -> Optional[int]:
     """How many classes the model's (last) box or decode head predicts; None when it has no such head."""
-    head = getattr(model, 'decode_head', None)
+    head = getattr(model, 'decode_head', None) or getattr(model, 'panoptic_head', None)  # Mask2Former: things + stuff
     if head is None:  # two-stage detectors predict classes in the RoI head, one-stage ones in bbox_head
         roi_head = getattr(model, 'roi_head', None)
         head = getattr(roi_head, 'bbox_head', None) if roi_head is not None else getattr(model, 'bbox_head', None)
@@ -204,28 +206,13 @@ def frame_count(source: Source) -> int:
     return count
 
 
-def detection_record(pred, classes: Sequence[str], score_thr: float) -> dict:
-    """The JSON record of one image's detections with a score of at least ``score_thr``."""
-    from pycocotools import mask as mask_util
-    instances = pred.pred_instances
-    keep = instances[instances.scores >= score_thr].cpu()
-    height, width = pred.ori_shape
-    masks = [mask_util.encode(np.asfortranarray(m.numpy().astype(np.uint8))) for m in keep.get('masks', [])]
-    return dict(height=int(height), width=int(width), classes=list(classes), labels=keep.labels.tolist(),
-                scores=keep.scores.tolist(), bboxes=keep.bboxes.tolist(),
-                masks=[dict(size=[int(s) for s in m['size']], counts=m['counts'].decode()) for m in masks])
-
-
-def label_png(pred) -> bytes:
-    """One image's class-index map as PNG bytes (8-bit, or 16-bit above 255 classes)."""
-    labels = pred.pred_sem_seg.data[0].cpu().numpy()
-    return cv2.imencode('.png', labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16))[1].tobytes()
-
-
 def draw(inferencer: BaseInferencer, image: np.ndarray, pred, score_thr: float) -> np.ndarray:
     """``image`` (BGR) with ``pred`` drawn over it, as a BGR image."""
     visualizer = inferencer.visualizer
     rgb = mmcv.bgr2rgb(image)
+    if 'pred_panoptic_seg' in pred and not has_segments(pred, len(inferencer.model.dataset_meta['classes'])):
+        pred = pred.clone()  # VOID everywhere: mmdet's drawing of no segment fails (np.stack of nothing)
+        del pred.pred_panoptic_seg
     if hasattr(pred, 'pred_instances'):
         visualizer.add_datasample('image', rgb, pred, draw_gt=False, pred_score_thr=score_thr)
     else:
@@ -237,7 +224,11 @@ def draw(inferencer: BaseInferencer, image: np.ndarray, pred, score_thr: float) 
 def _write_prediction(pred, name: str, path: str, classes: Sequence[str], score_thr: float) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
     if hasattr(pred, 'pred_instances'):
-        write_atomic(path + '.json', json.dumps(dict(image=name, **detection_record(pred, classes, score_thr))))
+        record = dict(image=name, **detection_record(pred, classes, score_thr))
+        if hasattr(pred, 'pred_panoptic_seg'):  # Mask2Former panoptic: the COCO panoptic PNG, segments in the JSON
+            record['segments_info'], png = panoptic_segments(pred, classes)
+            write_atomic(path + '.png', png)
+        write_atomic(path + '.json', json.dumps(record))
     else:
         write_atomic(path + '.png', label_png(pred))
 

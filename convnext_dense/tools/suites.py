@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from . import bench_ddp, bench_models
+from . import bench_ddp, bench_models, bench_swin
 from .benchmark import Case, interleaved
 
 Item = Tuple[str, Callable[[], object]]
@@ -35,7 +35,8 @@ def _pairs(impls: Tuple[str, ...], **modes: object) -> List[Case]:
 
 def cpu_items(repo: str, quick: bool, reps: int) -> List[Item]:
     """The CPU headline: ConvNeXt-T backbone at 1 x 3 x 512 x 512 (fp32 and bf16 autocast) against timm, the
-    official formulation and mmpretrain; the whole models at 320 x 480; the 2-process DDP step; then compiled."""
+    official formulation and mmpretrain; the whole models at 320 x 480; ConvNeXt-T beside Swin-T (backbones at
+    512 x 512, the Mask2Former T models at 512 x 512); the 2-process DDP step; then compiled."""
     arch, shape = ('atto', (1, 3, 64, 64)) if quick else ('tiny', (1, 3, 512, 512))
     size = (64, 64) if quick else (320, 480)
     both = ('ours', 'timm')
@@ -47,6 +48,10 @@ def cpu_items(repo: str, quick: bool, reps: int) -> List[Item]:
                                                    0 if quick else 1, 1 if quick else reps)),
         ('upernet_t', lambda: bench_models.compare('demo_upernet' if quick else 'upernet_t', repo, 'cpu', size,
                                                    0 if quick else 1, 1 if quick else reps)),
+        ('swin_t_backbone', lambda: bench_swin.backbones('cpu', shape, 0 if quick else 1, 1 if quick else reps,
+                                                         quick)),
+        ('mask2former_t', lambda: bench_swin.mask2former(repo, 'cpu', (64, 64) if quick else (512, 512),
+                                                         0 if quick else 1, 1 if quick else min(reps, 3), quick)),
         ('ddp_gloo_step_s', lambda: bench_ddp.ddp_steps('atto' if quick else 'tiny',
                                                         (1, 3, 64, 64) if quick else (1, 3, 224, 224),
                                                         steps=2 if quick else 6)),
@@ -75,6 +80,10 @@ def gpu_items(repo: str, device: str, quick: bool, reps: int) -> List[Item]:
         ('upernet_t', lambda: bench_models.compare('demo_upernet' if quick else 'upernet_t', repo, device,
                                                    (64, 64) if quick else (512, 512), 0 if quick else 3,
                                                    1 if quick else reps)),
+        ('swin_t_backbone', lambda: bench_swin.backbones(device, big, 0 if quick else 3, 1 if quick else reps,
+                                                         quick)),
+        ('mask2former_t', lambda: bench_swin.mask2former(repo, device, (64, 64) if quick else (512, 512),
+                                                         0 if quick else 3, 1 if quick else reps, quick)),
         ('memory_with_cp', lambda: _backbone(
             _pairs(both, precision='bf16') + _pairs(both, precision='bf16', with_cp=True), arch, big, device,
             max(1, reps // 4), quick)),

@@ -1,0 +1,38 @@
+"""Mask2Former + ConvNeXt-T, COCO instance segmentation, 50 epochs with large-scale jitter: mmdet 3.3.0's Swin-T recipe.
+
+Source: mmdet's ``configs/mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py`` (published with Swin-T:
+box AP 47.7, mask AP 44.7; no ConvNeXt + Mask2Former result is published), inherited field by field: the whole head
+(100 queries, 80 classes, the deformable pixel decoder, 9 decoder layers, losses, matcher, 12544 sampled points),
+LSJ at 1024 x 1024, AdamW lr 1e-4 weight decay 0.05, gradient clipping 0.01, 368750 iterations with steps at 327778
+and 355092, 8 GPUs x 2 images, the test settings. Differences: the backbone (ConvNeXt-T, ImageNet-1k weights), the
+head's ``in_channels`` from ``output_shape``, the parameter-wise settings of ``../_base_/mask2former_convnext.py``
+(why: there), the data root ``$COCO_ROOT``, no unused panoptic folder in ``data_prefix``, our guarantees.
+"""
+_base_ = [
+    'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py',
+    '../_base_/mask2former_convnext.py',
+]
+from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine then reads a plain, not a lazy, config)
+
+custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
+
+arch = 'tiny'
+pretrained = '{{$CONVNEXT_PRETRAINED:checkpoints/convnext_tiny_1k_224.pth}}'
+model = dict(
+    backbone=dict(_delete_=True, arch=arch, init_cfg=dict(type='Pretrained', checkpoint=pretrained),
+                  **_base_.convnext_backbone),
+    panoptic_head=dict(in_channels=list(output_shape(arch).channels)))
+
+data_root = '{{$COCO_ROOT:data/coco/}}'
+# The stock file keeps the panoptic base's data_prefix.seg (annotations/panoptic_*2017/), which CocoDataset never
+# reads but our start-up check of the data would require to exist: the instance recipe names its image folders only.
+train_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(_delete_=True, img='train2017/')))
+val_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=dict(_delete_=True, img='val2017/')))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor',
+    paramwise_cfg=dict(_delete_=True, **_base_.convnext_paramwise_cfg))  # the stock keys name Swin's parameters
+default_hooks = dict(checkpoint=_base_.checkpoint_hook)  # interval 5000, last 3 kept, from the stock file

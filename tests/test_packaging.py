@@ -10,16 +10,33 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 import yaml
 
 from conftest import REPO, read_config
-from convnext_dense.checkpoint.layouts import OFFICIAL_CHECKPOINTS
+from convnext_dense.checkpoint.layouts import DINOV3_CHECKPOINTS, OFFICIAL_CHECKPOINTS
 
 CONFIGS = REPO / 'configs'
 NOT_RECIPES = ('_base_', 'own_data')  # folders of bases and templates; demo_*.py are no recipes either
+# What an entry's Metadata.Pretrained holds, by the start file's name: a published file's download URL
+# (OFFICIAL_CHECKPOINTS); for DINOv3's gated files, which have no public URL (Meta's are signed, per user), timm's
+# ungated copy of the same weights, ``hf://timm/convnext_{size}.dinov3_lvd1689m`` (DINOV3_CHECKPOINTS: what the
+# missing-file error names and CONVNEXT_PRETRAINED accepts). No other start file is indexed.
+START_FILES = {**OFFICIAL_CHECKPOINTS, **DINOV3_CHECKPOINTS}
+# Recipes whose accuracy nobody has published (nor have we measured it): their entries have no Results. Every other
+# entry lists its published results. A new recipe without published results is named here, on purpose.
+UNPUBLISHED = {
+    'configs/ade20k/upernet_dinov3_convnext_b_640.py', 'configs/ade20k/upernet_dinov3_convnext_l_640.py',
+    'configs/coco/cascade_dinov3_convnext_b.py', 'configs/coco/cascade_dinov3_convnext_l.py',
+    # the roadmap: the paper measured its steps on ImageNet only
+    'configs/roadmap/mask_rcnn_roadmap_1x.py', 'configs/roadmap/upernet_roadmap_512_160k.py',
+    # Mask2Former: the stock Swin recipes' results are Swin's, not these configs'
+    *(f'configs/ade20k/mask2former_convnext_{name}.py' for name in ('t_512', 's_512', 'b_640_in22k', 'l_640_in22k')),
+    *(f'configs/coco/mask2former_convnext_{name}.py' for name in (
+        't_instance', 's_instance', 't_panoptic', 'b_panoptic_in22k', 'l_panoptic_in22k')),
+}
 
 
 def recipe_configs() -> List[Path]:
@@ -41,11 +58,24 @@ def indexed() -> Dict[str, dict]:
     return models
 
 
+def empty_values(node, path: str = '') -> Iterator[str]:
+    """Where ``node`` (an entry as YAML reads it) holds None."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from empty_values(value, f'{path}/{key}')
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from empty_values(value, f'{path}[{i}]')
+    elif node is None:
+        yield path
+
+
 def test_every_recipe_is_indexed_and_every_indexed_config_exists():
     models = indexed()
     recipes = {str(path.relative_to(REPO)) for path in recipe_configs()}
     assert sorted(recipes - set(models)) == [], 'recipe configs missing from the model index (see its metafiles)'
     assert sorted(set(models) - recipes) == [], 'indexed configs that are no recipe config'
+    assert sorted(UNPUBLISHED - recipes) == [], 'UNPUBLISHED names configs that are no recipe config'
     folders = {path.parent.name for path in recipe_configs()}
     imported = yaml.safe_load((REPO / 'model-index.yml').read_text())['Import']
     assert sorted(imported) == sorted(f'configs/{folder}/metafile.yml' for folder in folders)
@@ -53,14 +83,22 @@ def test_every_recipe_is_indexed_and_every_indexed_config_exists():
 
 @pytest.mark.parametrize('config', [str(p.relative_to(REPO)) for p in recipe_configs()])
 def test_index_entry_matches_its_config(config, default_paths):
-    """Name, start file and its URL (the package's table), and published results that say where they come from."""
+    """Name, start file and where to get it (START_FILES), and the published results, each saying where it was
+    published; no Results only for the UNPUBLISHED recipes."""
     model = indexed()[config]
     assert model['Name'] == Path(config).stem
+    # no empty value: an unquoted comma inside a {...} entry splits the value and leaves a key with none
+    assert not list(empty_values(model)), f'{config}: empty {list(empty_values(model))} (quote values with commas)'
     meta = model['Metadata']
     assert {'Parameters', 'FLOPs', 'Pretraining Data', 'Pretrained'} <= set(meta)
     start = Path(read_config(REPO / config).model.backbone.init_cfg.checkpoint).name
-    assert meta['Pretrained'] == OFFICIAL_CHECKPOINTS[start]
-    assert model['Results'] and all(r['Published'] and r['Metrics'] for r in model['Results'])
+    assert meta['Pretrained'] == START_FILES[start]
+    if config in UNPUBLISHED:
+        assert 'Results' not in model, f'{config} is listed as unpublished: a published result takes it off UNPUBLISHED'
+    else:
+        assert model.get('Results'), f'{config}: no published result; an unpublished recipe is named in UNPUBLISHED'
+    for result in model.get('Results', []):
+        assert all(result.get(key) for key in ('Task', 'Dataset', 'Metrics', 'Published')), result
 
 
 # A user's configs in a folder of their own, inheriting ours by name; the script prints what it checks.

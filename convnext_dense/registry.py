@@ -28,13 +28,17 @@ from .watchdog import WatchdogHook
 SCOPE = 'convnext_dense'
 TOOLKITS = ('mmdet', 'mmseg')
 # locations: imported on the first look-up, so `import convnext_dense` imports no toolkit's model code; the linear
-# head only where mmseg is installed (find_spec imports nothing)
+# head only where mmseg is installed (find_spec imports nothing). Every registry names at least this module: one with
+# no locations makes mmengine look for `convnext_dense.utils` and warn "convnext_dense is not installed" on each
+# look-up once the package is in MODULE2PACKAGE (the installed package's mim hook puts it there).
+HERE = [__name__]
 MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE,
-                  locations=['convnext_dense.linear_head'] if importlib.util.find_spec('mmseg') else [])
-OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
-HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE)
-STRATEGIES = Registry('strategy', parent=ROOT_STRATEGIES, scope=SCOPE)
-FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE)
+                  locations=HERE + (['convnext_dense.linear_head'] if importlib.util.find_spec('mmseg') else []))
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
+                                      locations=HERE)
+HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE, locations=HERE)
+STRATEGIES = Registry('strategy', parent=ROOT_STRATEGIES, scope=SCOPE, locations=HERE)
+FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE, locations=HERE)
 
 # What each registry holds; the toolkits' registries have the same names.
 CLASSES = {

@@ -249,7 +249,7 @@ def test_unknown_arch_names_the_valid_ones():
     cfg = Config.fromfile(str(SEG))
     cfg.model.backbone.arch = 'tinny'
     with DefaultScope.overwrite_default_scope('mmseg'), pytest.raises(
-            ValueError, match=r"unknown ConvNeXt arch 'tinny'; valid: atto, femto, .*, huge or a dict with "):
+            ValueError, match=r"unknown ConvNeXt arch 'tinny'; valid: atto, femto, .*, huge, xxlarge or a dict with "):
         MODELS.build(cfg.model)
 
 

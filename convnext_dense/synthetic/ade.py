@@ -17,7 +17,6 @@ never writes 0; the value is still reserved for "ignore" as in ADE20K, and ``red
 
     python -m convnext_dense.synthetic.ade data/ade_demo [--num-train 600] [--num-val 60] [--seed 0] [--size 128]
 """
-import argparse
 import os
 import os.path as osp
 from typing import Dict, Tuple
@@ -25,7 +24,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from .scenes import SHAPES, render_scene
+from .scenes import SHAPES, demo_arguments, render_scene
 
 # Class names after reduce_zero_label (label value - 1), for the dataset's metainfo.
 CLASSES: Tuple[str, ...] = ('background',) + SHAPES
@@ -75,13 +74,7 @@ def write_ade_demo(root: str, num_train: int = 600, num_val: int = 60, seed: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('root', help='dataset root to write (images/ and annotations/ go under it)')
-    parser.add_argument('--num-train', type=int, default=600, help='training images (default: 600)')
-    parser.add_argument('--num-val', type=int, default=60, help='validation images (default: 60)')
-    parser.add_argument('--seed', type=int, default=0, help='scene seed (default: 0)')
-    parser.add_argument('--size', type=int, default=128, help='image height and width (default: 128)')
-    args = parser.parse_args()
+    args = demo_arguments(__doc__, 'dataset root to write (images/ and annotations/ go under it)', 60)
     write_ade_demo(args.root, args.num_train, args.num_val, args.seed, args.size)
     print(f'wrote {args.num_train} training and {args.num_val} validation images to {args.root}')
 

@@ -11,7 +11,6 @@ bounding box ``[x, y, w, h]`` and pixel area, as in COCO. The same arguments giv
 
 Command line: ``python -m convnext_dense.synthetic.coco ROOT [--num-train N] [--num-val N] [--seed S] [--size PX]``.
 """
-import argparse
 import json
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -20,7 +19,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .scenes import MIN_VISIBLE, SHAPES, Scene, render_scene
+from .scenes import MIN_VISIBLE, SHAPES, Scene, demo_arguments, render_scene
 
 SPLITS = ('train2017', 'val2017')
 
@@ -103,13 +102,7 @@ def write_coco_demo(root: str, num_train: int = 600, num_val: int = 100, seed: i
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('root', help='output folder, e.g. data/coco_demo')
-    parser.add_argument('--num-train', type=int, default=600)
-    parser.add_argument('--num-val', type=int, default=100)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=128, help='image height and width in pixels')
-    args = parser.parse_args(argv)
+    args = demo_arguments(__doc__.split('\n')[0], 'output folder, e.g. data/coco_demo', 100, argv)
     counts = write_coco_demo(args.root, args.num_train, args.num_val, args.seed, args.size)
     print(f'wrote {args.root}: ' + ', '.join(f'{split} {images} images / {instances} instances'
                                              for split, (images, instances) in counts.items()))

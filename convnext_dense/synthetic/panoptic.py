@@ -13,7 +13,6 @@ background is one *stuff* segment, category ``background``; the pixels of shape 
 Command line: ``python -m convnext_dense.synthetic.panoptic ROOT [--num-train N] [--num-val N] [--seed S]
 [--size PX]``.
 """
-import argparse
 import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 
 from .coco import SPLITS, shape_sizes, split_scenes, write_coco_demo
-from .scenes import MIN_VISIBLE, SHAPES, Scene
+from .scenes import MIN_VISIBLE, SHAPES, Scene, demo_arguments
 
 STUFF = ('background',)
 CLASSES = SHAPES + STUFF  # things first, as mmdet's CocoPanopticDataset orders them
@@ -87,13 +86,7 @@ def write_coco_panoptic_demo(root: str, num_train: int = 600, num_val: int = 100
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('root', help='output folder, e.g. data/coco_panoptic_demo')
-    parser.add_argument('--num-train', type=int, default=600)
-    parser.add_argument('--num-val', type=int, default=100)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=128, help='image height and width in pixels')
-    args = parser.parse_args(argv)
+    args = demo_arguments(__doc__.split('\n')[0], 'output folder, e.g. data/coco_panoptic_demo', 100, argv)
     counts = write_coco_panoptic_demo(args.root, args.num_train, args.num_val, args.seed, args.size)
     print(f'wrote {args.root}: ' + ', '.join(f'{split} {images} images / {segments} segments'
                                              for split, (images, segments) in counts.items()))

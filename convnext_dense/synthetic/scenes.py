@@ -3,8 +3,9 @@
 The same renderer feeds the COCO-layout (instance segmentation) and ADE20K-layout (semantic segmentation) demo
 datasets, so both exercise the real data pipelines without any download.
 """
+import argparse
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -93,3 +94,15 @@ def render_scene(rng: np.random.Generator, height: int, width: int, max_instance
     return Scene(image=image,
                  masks=np.stack([masks[i] for i in keep]) if keep else np.zeros((0, height, width), bool),
                  labels=np.array([labels[i] for i in keep], dtype=np.int64))
+
+
+def demo_arguments(description: str, root_help: str, num_val: int,
+                   argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The demo writers' command line: ``ROOT [--num-train N] [--num-val N] [--seed S] [--size PX]``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('root', help=root_help)
+    parser.add_argument('--num-train', type=int, default=600, help='training images (default: 600)')
+    parser.add_argument('--num-val', type=int, default=num_val, help=f'validation images (default: {num_val})')
+    parser.add_argument('--seed', type=int, default=0, help='scene seed (default: 0)')
+    parser.add_argument('--size', type=int, default=128, help='image height and width in pixels (default: 128)')
+    return parser.parse_args(argv)

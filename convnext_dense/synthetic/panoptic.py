@@ -21,17 +21,12 @@ import cv2
 import numpy as np
 
 from .coco import SPLITS, shape_sizes, split_scenes, write_coco_demo
-from .scenes import MIN_VISIBLE, SHAPES, Scene, demo_arguments
+from .scenes import MIN_VISIBLE, SHAPES, Scene, demo_arguments, id2rgb
 
 STUFF = ('background',)
 CLASSES = SHAPES + STUFF  # things first, as mmdet's CocoPanopticDataset orders them
 CATEGORIES = [dict(id=i + 1, name=name, supercategory='shape' if name in SHAPES else 'stuff',
                    isthing=int(name in SHAPES)) for i, name in enumerate(CLASSES)]
-
-
-def id2rgb(ids: np.ndarray) -> np.ndarray:
-    """(H, W) segment ids as the (H, W, 3) uint8 RGB image of the COCO panoptic format."""
-    return np.stack([ids % 256, ids // 256 % 256, ids // 256**2 % 256], axis=-1).astype(np.uint8)
 
 
 def panoptic_annotation(scene: Scene, image_id: int, file_name: str) -> Tuple[dict, np.ndarray]:

@@ -96,6 +96,11 @@ def render_scene(rng: np.random.Generator, height: int, width: int, max_instance
                  labels=np.array([labels[i] for i in keep], dtype=np.int64))
 
 
+def id2rgb(ids: np.ndarray) -> np.ndarray:
+    """(H, W) segment ids as the (H, W, 3) uint8 RGB image of the COCO panoptic format."""
+    return np.stack([ids % 256, ids // 256 % 256, ids // 256**2 % 256], axis=-1).astype(np.uint8)
+
+
 def demo_arguments(description: str, root_help: str, num_val: int,
                    argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The demo writers' command line: ``ROOT [--num-train N] [--num-val N] [--seed S] [--size PX]``."""

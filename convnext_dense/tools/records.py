@@ -11,7 +11,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..synthetic.panoptic import id2rgb
+from ..synthetic.scenes import id2rgb  # not .panoptic: that imports pycocotools, which seg-only installs lack
 
 INSTANCE_OFFSET = 1000  # mmdet.evaluation.functional.panoptic_utils.INSTANCE_OFFSET, without importing panopticapi
 

@@ -188,7 +188,7 @@ TIMM_PARTS = _parts(
     grn_gamma='stages.{i}.blocks.{j}.mlp.grn.weight', grn_beta='stages.{i}.blocks.{j}.mlp.grn.bias',
     pwconv2='stages.{i}.blocks.{j}.mlp.fc2', gamma='stages.{i}.blocks.{j}.gamma')
 TIMM_RESHAPES = {**GRN_RESHAPES, OURS['pwconv1']: conv_to_linear, OURS['pwconv2']: conv_to_linear}
-TIMM_ALIASES = ((re.compile(r'^(stem|stages)_(\d)\.'), r'\1.\2.'),)  # features_only models: stem_0, stages_0
+TIMM_ALIASES = ((re.compile(r'^(stem|stages)_(\d+)\.'), r'\1.\2.'),)  # features_only models: stem_0, stages_0
 # DINOv3's ConvNeXt: the official names, no head, its final norm (applied to the last stage's maps) stored twice,
 # as `norm` and `norms.3` (its `norms` list is three identities and `norm`)
 DINOV3_PARTS = {**{k: v for k, v in OFFICIAL_PARTS.items() if k != OURS['out_norm']}, 'norm3': 'norm'}

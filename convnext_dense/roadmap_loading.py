@@ -12,8 +12,8 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .checkpoint.layouts import CONTAINERS, WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
-from .checkpoint.loading import abridge, load_backbone_checkpoint
+from .checkpoint.layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
+from .checkpoint.loading import abridge, load_backbone_checkpoint, state_dict_tensors
 from .checkpoint.reader import read_checkpoint
 
 
@@ -36,11 +36,7 @@ def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], pre
         return
     path = os.fspath(path)
     checkpoint = read_checkpoint(path, map_location)
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a state dict')
-    container = next((key for key in CONTAINERS if isinstance(checkpoint.get(key), dict)), None)
-    state_dict = checkpoint[container] if container else checkpoint
-    tensors = {WRAPPER_PREFIX.sub('', str(k)): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in state_dict_tensors(checkpoint, path)[0].items()}
     if prefix is None:
         prefix = WHOLE_MODEL_PREFIX if any(k.startswith(WHOLE_MODEL_PREFIX) for k in tensors) else ''
     elif prefix and not prefix.endswith('.'):

@@ -58,7 +58,7 @@ def abridge(keys: Sequence[str]) -> str:
     return shown + (f', ... ({len(keys) - ABRIDGE} more)' if len(keys) > ABRIDGE else '')
 
 
-def _unwrap(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
+def state_dict_tensors(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
     """The tensors of the state dict inside ``checkpoint`` and the container key they were found under."""
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a state dict or a dict '
@@ -124,7 +124,7 @@ def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory
             if given) holds two ConvNeXt towers.
     """
     path = os.fspath(path)
-    tensors, container = _unwrap(checkpoint, path)
+    tensors, container = state_dict_tensors(checkpoint, path)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in tensors.items()}
     detect = prefix is None
     prefix = _pick_prefix(list(tensors), prefix, path)

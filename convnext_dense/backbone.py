@@ -5,14 +5,14 @@ repository (``object_detection/`` and ``semantic_segmentation/``). Parameter nam
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
 import math
-from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .arch import STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
+from .arch import DEFAULT_NORM_EPS, STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
 from .layers import ConvNeXtBlock, LayerNorm2d, depthwise_weights_in_grad_strides
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
@@ -220,14 +220,20 @@ def convnext_layer_id(name: str, depths: Sequence[int], decay_type: str, num_lay
     return block_layer_id(depths, stage, block, decay_type, num_layers)
 
 
+def drop_path_rates(rate: float, depths: Sequence[int]) -> List[List[float]]:
+    """Per stage, the drop-path rates of its blocks, rising linearly from 0 to ``rate`` over all blocks."""
+    rates = torch.linspace(0, rate, sum(depths), device='cpu').tolist()  # also under torch.device('meta')
+    return [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+
+
 def convnext_stages(in_channels: int, depths: Sequence[int], channels: Sequence[int], num_stages: int,
-                    drop_path_rate: float, layer_scale_init_value: float, use_grn: bool, eps: float = 1e-6
+                    drop_path_rate: float, layer_scale_init_value: float, use_grn: bool, eps: float = DEFAULT_NORM_EPS
                     ) -> Tuple[nn.ModuleList, nn.ModuleList]:
     """ConvNeXt's ``downsample_layers`` (the 4x4 patchify stem, then LayerNorm + 2x2 stride-2 convolutions) and
     ``stages`` of blocks, for the first ``num_stages`` stages; drop path rises linearly over all blocks of ``depths``;
     ``eps`` is every LayerNorm's.
     """
-    dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # also under torch.device('meta')
+    rates = drop_path_rates(drop_path_rate, depths)
     downsample_layers, stages = nn.ModuleList(), nn.ModuleList()
     for i in range(num_stages):
         c = channels[i]
@@ -237,7 +243,6 @@ def convnext_stages(in_channels: int, depths: Sequence[int], channels: Sequence[
             down = nn.Sequential(LayerNorm2d(channels[i - 1], eps=eps),
                                  nn.Conv2d(channels[i - 1], c, kernel_size=2, stride=2))
         downsample_layers.append(down)
-        first = sum(depths[:i])
-        stages.append(nn.Sequential(*[ConvNeXtBlock(c, dpr[first + j], layer_scale_init_value, use_grn, eps)
+        stages.append(nn.Sequential(*[ConvNeXtBlock(c, rates[i][j], layer_scale_init_value, use_grn, eps)
                                       for j in range(depths[i])]))
     return downsample_layers, stages

@@ -32,22 +32,23 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .arch import STEM_STRIDE, OutputShape
+from .arch import DEFAULT_NORM_EPS, STEM_STRIDE, OutputShape, output_shape
 from .backbone import (
     block_layer_id,
     check_decay_type,
     convnext_layer_id,
     convnext_stages,
+    drop_path_rates,
     freeze,
     load_or_init,
     num_decay_layers,
 )
 from .layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
-from .roadmap_arch import Design, RegimeSpec, design, roadmap_output_shape
+from .roadmap_arch import Design, RegimeSpec, design, stage_table
 
 
 def _norm(d: Design, channels: int) -> nn.Module:
-    return LayerNorm2d(channels, eps=1e-6) if d.layer_norm else nn.BatchNorm2d(channels)
+    return LayerNorm2d(channels, eps=DEFAULT_NORM_EPS) if d.layer_norm else nn.BatchNorm2d(channels)
 
 
 class RoadmapBottleneck(nn.Module):
@@ -150,10 +151,10 @@ class ConvNeXtRoadmap(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.step, self.regime = step, regime
         self.design = d = design(step, regime)
-        self._output_shape = roadmap_output_shape(step, regime, out_indices)
+        stages = stage_table(d)
+        self._output_shape = output_shape(stages, out_indices)
         self.out_indices = self._output_shape.indices
-        self.arch_depths = d.depths
-        self.arch_channels = tuple(d.channels(i) for i in range(len(d.depths)))
+        self.arch_depths, self.arch_channels = stages['depths'], stages['channels']
         if not -1 <= frozen_stages < len(d.depths):
             raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) to {len(d.depths) - 1}')
         if drop_path_rate < 0:
@@ -165,7 +166,7 @@ class ConvNeXtRoadmap(BaseModule):
             self.downsample_layers, self.stages = convnext_stages(
                 in_channels, d.depths, self.arch_channels, num_stages, drop_path_rate, layer_scale_init_value, False)
             for i in self.out_indices:
-                self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=1e-6))
+                self.add_module(f'norm{i}', LayerNorm2d(self.arch_channels[i], eps=DEFAULT_NORM_EPS))
         else:
             self._build_resnet_layout(in_channels, num_stages, drop_path_rate, layer_scale_init_value)
         self.out_channels: Tuple[int, ...] = self._output_shape.channels
@@ -188,13 +189,13 @@ class ConvNeXtRoadmap(BaseModule):
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
             self.stem_names = ('conv1', 'bn1', 'relu', 'maxpool')
-        dpr = torch.linspace(0, drop_path_rate, sum(d.depths), device='cpu').tolist()
+        rates = drop_path_rates(drop_path_rate, d.depths)
         channels = d.width
         for i in range(num_stages):
             blocks = []
             for j in range(d.depths[i]):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(RoadmapBottleneck(d, channels, i, stride, dpr[sum(d.depths[:i]) + j],
+                blocks.append(RoadmapBottleneck(d, channels, i, stride, rates[i][j],
                                                 layer_scale_init_value))
                 channels = d.channels(i)
             self.add_module(f'layer{i + 1}', nn.Sequential(*blocks))

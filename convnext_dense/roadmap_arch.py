@@ -17,7 +17,7 @@ row, 14.81), which Figure 2's 4.2 rounds and 4.46 cannot be (it is, to two decim
 import dataclasses
 from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .arch import STEM_STRIDE, OutputShape, resolve_out_indices
+from .arch import OutputShape, output_shape
 
 ROADMAP_STEPS: Tuple[str, ...] = (
     'resnet', 'stage_ratio', 'patchify', 'depthwise', 'wider', 'inverted_bottleneck', 'move_up_depthwise',
@@ -156,9 +156,12 @@ def roadmap_output_shape(step: str = 'separate_downsampling', regime: RegimeSpec
     Configs use it for the inputs of the neck and heads: ``neck=dict(in_channels=list(roadmap_output_shape(step,
     regime).channels))``.
     """
-    d = design(step, regime)
-    indices = resolve_out_indices(out_indices, len(d.depths))
-    return OutputShape(indices, tuple(d.channels(i) for i in indices), tuple(STEM_STRIDE * 2**i for i in indices))
+    return output_shape(stage_table(design(step, regime)), out_indices)
+
+
+def stage_table(d: Design) -> Dict[str, Tuple[int, ...]]:
+    """The design's ``depths`` and ``channels`` (of each stage's output map), as a dict arch of ``arch.py``."""
+    return dict(depths=d.depths, channels=tuple(d.channels(i) for i in range(len(d.depths))))
 
 
 class Published(NamedTuple):

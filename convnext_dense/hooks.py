@@ -240,14 +240,15 @@ class DatasetCheckHook(Hook):
 
     def before_build(self, runner, modes: Sequence[str]) -> None:
         """Check the dataset configs of the loops ``modes`` ('train', 'val', 'test') before they are built."""
+        variables, model = config_variables(runner.cfg), runner.cfg.get('model') or {}
         for mode in modes:
             loader = getattr(runner, f'_{mode}_dataloader')
             if not isinstance(loader, Mapping):  # a DataLoader object passed in is the caller's
                 continue
             cfg, name = loader.get('dataset') or {}, f'{mode}_dataloader.dataset'
-            check_dataset_config(cfg, name, config_variables(runner.cfg))
+            check_dataset_config(cfg, name, variables)
             # classes named in the config: checked now, before the optimizer and the rest are built
-            check_classes(runner.cfg.get('model') or {}, cfg.get('metainfo') or {}, name)
+            check_classes(model, cfg.get('metainfo') or {}, name)
 
     def before_run(self, runner) -> None:
         for mode in ('train', 'val', 'test'):

@@ -63,7 +63,7 @@ def capture(runner) -> Dict[str, Any]:
     """What ``ExactResumeHook`` restores: every rank's random states (a collective: every rank calls it) and the
     sampler's seed."""
     sampler = _seeded_sampler(runner.train_loop.dataloader)
-    states = all_gather_object(random_states()) if runner.distributed else [random_states()]
+    states = all_gather_object(random_states())  # [states] without a process group
     return dict(random_states=states, sampler_seed=getattr(sampler, 'seed', None))
 
 

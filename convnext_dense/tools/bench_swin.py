@@ -13,7 +13,6 @@
 one repetition, ConvNeXt-atto beside a Swin of the same widths and, for the whole models, the shrunk head.
 """
 import statistics
-import time
 from typing import Dict, Tuple
 
 import torch
@@ -54,16 +53,13 @@ def backbones(device: str, shape: Tuple[int, ...], warmup: int, reps: int, quick
         for i in range(warmup + reps):
             for side, model in list(models.items())[::1 if i % 2 == 0 else -1]:
                 model.train(mode == 'train')
-                start = time.perf_counter()
                 if mode == 'infer':
                     with torch.no_grad():
-                        model(x)
+                        took = bench_models.timed(lambda: model(x), dev)
                 else:
-                    sum(o.float().mean() for o in model(x)).backward()
-                if dev.type == 'cuda':
-                    torch.cuda.synchronize(dev)
+                    took = bench_models.timed(lambda: sum(o.float().mean() for o in model(x)).backward(), dev)
                 if i >= warmup:
-                    seconds[side].append(time.perf_counter() - start)
+                    seconds[side].append(took)
         for side in models:
             result[f'{side}_{mode}_img_s'] = shape[0] / statistics.median(seconds[side])
         result[f'{mode}_ratio'] = result[f'ours_{mode}_img_s'] / result[f'stock_{mode}_img_s']

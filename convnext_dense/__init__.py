@@ -1,29 +1,38 @@
-"""convnext_dense: ConvNeXt (V1 and V2) for dense prediction with OpenMMLab.
+"""convnext_dense: ConvNeXt (V1 and V2) for dense prediction, a model core in plain PyTorch with OpenMMLab on top.
 
-``import convnext_dense`` (or ``custom_imports = dict(imports=['convnext_dense'])`` in a config) does two things:
+The core needs only PyTorch: the backbones (``ConvNeXt``, ``ConvNeXtRoadmap``), every common checkpoint layout
+(``load_backbone_checkpoint``), the arch table and the layer-decay rule (``layer_decay_param_groups``).
 
-* registers the backbone, the layer-decay optimizer constructor and the reliability hooks in the ``convnext_dense``
-  scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
-* checks the dataset configs of a Runner that holds ``DatasetCheckHook`` before it builds the datasets
-  (``prebuild.install_prebuild_checks``; ``prebuild.uninstall_prebuild_checks`` undoes it);
+Where mmengine can be imported, ``import convnext_dense`` (or ``custom_imports = dict(imports=['convnext_dense'])``
+in a config) also:
+
+* registers the backbones, the layer-decay optimizer constructor, the hooks, loops and FSDP strategy in the
+  ``convnext_dense`` scope and, when installed, in mmdet's and mmseg's registries (``registry.register_all``);
 * makes mmengine read local checkpoint files, http(s) URLs and hf:// names (downloaded once into a cache) through
-  the safe reader (``checkpoint.install_safe_checkpoint_loader``; ``checkpoint.uninstall_safe_checkpoint_loader``
-  undoes it).
+  the safe reader (``install_safe_checkpoint_loader``; ``uninstall_safe_checkpoint_loader`` undoes it).
+
+The layout, bottom to top (each folder uses only those below it): ``utils``, ``specs`` (the tables), ``checkpoint``,
+``models`` (the PyTorch core); ``datasets``, ``engine`` (OpenMMLab); ``tools``, ``registry``.
 """
-from .arch import ARCH_SETTINGS, OutputShape, output_shape
-from .backbone import ConvNeXt
-from .checkpoint import install_safe_checkpoint_loader, load_backbone_checkpoint, uninstall_safe_checkpoint_loader
-from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
-from .prebuild import install_prebuild_checks
-from .registry import register_all
-from .roadmap import ConvNeXtRoadmap
-from .roadmap_arch import ROADMAP_STEPS, roadmap_output_shape
+import importlib.util
+
+from .checkpoint import load_backbone_checkpoint
+from .models import ConvNeXt, ConvNeXtRoadmap
+from .specs.arch import ARCH_SETTINGS, OutputShape, output_shape
+from .specs.roadmap import ROADMAP_STEPS, roadmap_output_shape
 from .version import __version__
 
-__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtLayerDecayOptimizerConstructor', 'ConvNeXtRoadmap', 'OutputShape',
-           'ROADMAP_STEPS', '__version__', 'install_safe_checkpoint_loader', 'load_backbone_checkpoint', 'output_shape',
-           'roadmap_output_shape', 'uninstall_safe_checkpoint_loader']
+__all__ = ['ARCH_SETTINGS', 'ConvNeXt', 'ConvNeXtRoadmap', 'OutputShape', 'ROADMAP_STEPS', '__version__',
+           'load_backbone_checkpoint', 'output_shape', 'roadmap_output_shape']
 
-register_all()
-install_safe_checkpoint_loader()
-install_prebuild_checks()
+if importlib.util.find_spec('mmengine') is not None:
+    from .engine.checkpoint_loader import install_safe_checkpoint_loader, uninstall_safe_checkpoint_loader
+    from .engine.optimizers.layer_decay_optimizer_constructor import ConvNeXtLayerDecayOptimizerConstructor
+    from .engine.prebuild import install_prebuild_checks
+    from .registry import register_all
+
+    __all__ += ['ConvNeXtLayerDecayOptimizerConstructor', 'install_safe_checkpoint_loader',
+                'uninstall_safe_checkpoint_loader']
+    register_all()
+    install_safe_checkpoint_loader()
+    install_prebuild_checks()

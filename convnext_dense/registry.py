@@ -2,8 +2,11 @@
 
 Everything lands in the ``convnext_dense`` scope (children of mmengine's root registries), so any OpenMMLab
 toolkit's config can name ``convnext_dense.ConvNeXt``; when mmdet or mmseg are importable the same classes are also
-registered there under their plain names, so their configs can write ``type='ConvNeXt'``. Modules that need a
-toolkit (``linear_head``, mmseg) register themselves in our scope when a config first names them.
+registered there under their plain names, so their configs can write ``type='ConvNeXt'``. Heads that need a toolkit
+(``models/heads``: mmseg) are registered in our scope on its first look-up, and only where that toolkit is installed.
+
+This module is the top of the package: it imports the model core and the OpenMMLab integration, and nothing inside
+the package imports it (``convnext_dense/__init__.py`` runs ``register_all`` where mmengine can be imported).
 """
 import importlib
 import importlib.util
@@ -15,25 +18,35 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_OPTIM_WRAPPER_C
 from mmengine.registry import STRATEGIES as ROOT_STRATEGIES
 from mmengine.registry import Registry
 
-from .backbone import ConvNeXt
-from .follow import FollowBackbone
-from .fsdp import FSDPStrategy, wrap_convnext_blocks
-from .hooks import AtomicCheckpointHook, CheckpointFitHook, DatasetCheckHook, NonFiniteLossHook
-from .layer_decay import ConvNeXtLayerDecayOptimizerConstructor
-from .preemption import PreemptionHook
-from .roadmap import ConvNeXtRoadmap
-from .train_state import ExactResumeHook
-from .watchdog import WatchdogHook
+from .engine.hooks import RELIABILITY_HOOKS
+from .engine.optimizers.layer_decay_optimizer_constructor import ConvNeXtLayerDecayOptimizerConstructor
+from .engine.strategies.fsdp import FSDPStrategy, wrap_convnext_blocks
+from .models import ConvNeXt, ConvNeXtRoadmap
+from .models.follow import FollowBackbone
+from .utils.toolkits import TOOLKITS
 
 SCOPE = 'convnext_dense'
-TOOLKITS = ('mmdet', 'mmseg')
-# locations: imported on the first look-up, so `import convnext_dense` imports no toolkit's model code; the linear
-# head only where mmseg is installed (find_spec imports nothing). Every registry names at least this module: one with
-# no locations makes mmengine look for `convnext_dense.utils` and warn "convnext_dense is not installed" on each
-# look-up once the package is in MODULE2PACKAGE (the installed package's mim hook puts it there).
+# Every registry names at least this module as its location: one with no locations makes mmengine look for
+# `convnext_dense.utils.register_all_modules` and warn "convnext_dense is not installed" on each look-up once the
+# package is in MODULE2PACKAGE (the installed package's mim hook puts it there).
 HERE = [__name__]
-MODELS = Registry('model', parent=ROOT_MODELS, scope=SCOPE,
-                  locations=HERE + (['convnext_dense.linear_head'] if importlib.util.find_spec('mmseg') else []))
+# toolkit heads: {class name: (toolkit, module)}, imported on the first look-up, so `import convnext_dense` imports
+# no toolkit's model code, and only where the toolkit is installed (find_spec imports nothing)
+TOOLKIT_MODELS = {'DINOv3LinearHead': ('mmseg', 'convnext_dense.models.heads.linear_head')}
+
+
+class ModelRegistry(Registry):
+    """Our ``MODELS``: the toolkit heads of ``TOOLKIT_MODELS`` are registered when mmengine first imports the
+    registry's locations (``import_from_location``, which every look-up calls)."""
+
+    def import_from_location(self) -> None:
+        super().import_from_location()
+        for name, (toolkit, module) in TOOLKIT_MODELS.items():
+            if name not in self.module_dict and importlib.util.find_spec(toolkit):
+                self.register_module(module=getattr(importlib.import_module(module), name))
+
+
+MODELS = ModelRegistry('model', parent=ROOT_MODELS, scope=SCOPE, locations=HERE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
                                       locations=HERE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE, locations=HERE)
@@ -44,8 +57,7 @@ FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE, locations=H
 CLASSES = {
     'MODELS': (ConvNeXt, ConvNeXtRoadmap, FollowBackbone),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
-    'HOOKS': (AtomicCheckpointHook, NonFiniteLossHook, CheckpointFitHook, DatasetCheckHook, ExactResumeHook,
-              PreemptionHook, WatchdogHook),
+    'HOOKS': RELIABILITY_HOOKS,
     'STRATEGIES': (FSDPStrategy,),  # mmengine's registries only: the toolkits have none of these two
     'FUNCTIONS': (wrap_convnext_blocks,),
 }

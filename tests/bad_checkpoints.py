@@ -349,8 +349,8 @@ def _paths(folder: Path) -> Dict[str, Callable[[Path], None]]:
     from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
     from convnext_dense import ConvNeXt
-    from convnext_dense.hooks import CheckpointFitHook
-    from convnext_dense.tools.convert import convert_checkpoint
+    from convnext_dense.engine.hooks import CheckpointFitHook
+    from convnext_dense.tools.convert_checkpoint import convert_checkpoint
 
     backbone, model = ConvNeXt(arch=TINY), WholeModel()  # built once: a load replaces what the last one left
 

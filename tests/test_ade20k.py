@@ -96,7 +96,7 @@ def test_config_builds_and_heads_read_the_backbone(name):
     assert 'convnext_dense' in cfg.custom_imports.imports and not cfg.custom_imports.allow_failed_imports
     model = build(cfg, random_init=False)
     backbone, decode, aux = model.backbone, model.decode_head, model.auxiliary_head
-    assert type(backbone).__module__ == 'convnext_dense.backbone'
+    assert type(backbone).__module__ == 'convnext_dense.models.backbone'
     assert backbone.out_strides == (4, 8, 16, 32)
     assert tuple(decode.in_channels) == tuple(backbone.out_channels[i] for i in decode.in_index)
     assert aux.in_channels == backbone.out_channels[aux.in_index]

@@ -6,7 +6,7 @@ import torch
 
 from conftest import TINY, randomize
 from convnext_dense import ARCH_SETTINGS, ConvNeXt, output_shape
-from convnext_dense.official import official_from
+from convnext_dense.testing.official import official_from
 
 
 @pytest.mark.parametrize('arch', ['atto', 'femto', TINY, dict(depths=(2, 1, 1), channels=(8, 12, 16))])
@@ -162,7 +162,7 @@ def test_too_small_input_names_the_minimum_size():
 
 def _fused_calls(monkeypatch) -> list:
     """Record every block that runs the fused CPU inference path."""
-    from convnext_dense import fused
+    from convnext_dense.models import fused
     calls, block_mlp = [], fused.block_mlp
     monkeypatch.setattr(fused, 'block_mlp', lambda block, x, y: calls.append(block) or block_mlp(block, x, y))
     return calls

@@ -26,12 +26,12 @@ from conftest import REPO, TINY, randomize
 from convnext_dense import ConvNeXt
 from convnext_dense.checkpoint import OFFICIAL_CHECKPOINTS, OFFICIAL_URL, load_backbone_checkpoint, read_checkpoint
 from convnext_dense.checkpoint.loading import map_whole_model
-from convnext_dense.checkpoint.mmengine_scheme import (
+from convnext_dense.engine.checkpoint_loader import (
     install_safe_checkpoint_loader,
     load_from_local_safe,
     uninstall_safe_checkpoint_loader,
 )
-from convnext_dense.tools.convert import convert_checkpoint
+from convnext_dense.tools.convert_checkpoint import convert_checkpoint
 
 LAST = TINY['channels'][-1]  # channels of the last stage: the classifier's input
 V1 = dict(arch=TINY)

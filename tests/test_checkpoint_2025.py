@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from conftest import REPO, TINY, randomize
 from convnext_dense import ConvNeXt, load_backbone_checkpoint
-from convnext_dense.arch import ARCH_SETTINGS, arch_norm_eps
-from convnext_dense.tools.convert import convert_checkpoint
+from convnext_dense.specs.arch import ARCH_SETTINGS, arch_norm_eps
+from convnext_dense.tools.convert_checkpoint import convert_checkpoint
 
 EPS = 1e-6
 C = TINY['channels'][-1]

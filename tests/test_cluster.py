@@ -23,10 +23,10 @@ from test_stock_tools import stock_tool
 
 from conftest import REPO, output, tool
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import POINTER
-from convnext_dense.preemption import PREEMPTED_EXIT_CODE, PreemptionHook
+from convnext_dense.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE, PreemptionHook
+from convnext_dense.engine.hooks.watchdog_hook import STUCK_EXIT_CODE, WatchdogHook, describe_stuck
+from convnext_dense.engine.resume import POINTER
 from convnext_dense.synthetic.coco import write_coco_demo
-from convnext_dense.watchdog import STUCK_EXIT_CODE, WatchdogHook, describe_stuck
 
 CONFIG = REPO / 'tests' / 'configs' / 'preempt_det.py'
 FSDP = REPO / 'tests' / 'configs' / 'fsdp_det.py'

@@ -86,7 +86,7 @@ def test_config_builds_and_the_neck_reads_the_backbone(name):
     assert cfg.custom_imports == dict(imports=['convnext_dense'], allow_failed_imports=False)
     model = build(cfg)
     backbone = model.backbone
-    assert type(backbone).__module__ == 'convnext_dense.backbone'
+    assert type(backbone).__module__ == 'convnext_dense.models.backbone'
     assert tuple(model.neck.in_channels) == backbone.out_channels
     for lateral, c in zip(model.neck.lateral_convs, backbone.out_channels):  # the built layers, not only the config
         assert lateral.conv.in_channels == c

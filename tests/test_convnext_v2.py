@@ -20,7 +20,7 @@ from torch import Tensor
 from conftest import REPO, TINY, randomize, run_tool
 from convnext_dense import ConvNeXt
 from convnext_dense.checkpoint import OFFICIAL_CHECKPOINTS, load_backbone_checkpoint
-from convnext_dense.layers import GRN
+from convnext_dense.models.layers import GRN
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 
@@ -178,7 +178,7 @@ def test_half_onnx_export_reduces_grn_in_float32_and_runs_finite(tmp_path):
     runtime computes a float16 ReduceL2 in float32 anyway, so only the graph check fails on a float16 reduction.)"""
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
-    from convnext_dense.tools.export import export_onnx
+    from convnext_dense.tools.export_onnx import export_onnx
 
     model = randomize(ConvNeXt(**V2)).eval()
     with torch.no_grad():

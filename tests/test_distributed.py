@@ -19,11 +19,11 @@ from mmengine.config import Config
 from test_reliability import logged
 
 from conftest import REPO, finish, kill_while_writing, output
-from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import POINTER
+from convnext_dense.engine.resume import POINTER
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
+from convnext_dense.utils.atomic import PARTIAL_SUFFIX
 
 CONFIGS = REPO / 'tests' / 'configs'
 NUM_VAL = 3  # odd: the sampler pads rank 1's share, and the merge must drop the padding again

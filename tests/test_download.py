@@ -23,12 +23,12 @@ from torch import nn
 from conftest import REPO, TINY, finish, last_line, output, randomize, tool
 from convnext_dense import ConvNeXt, load_backbone_checkpoint
 from convnext_dense.checkpoint import download as dl
-from convnext_dense.checkpoint.mmengine_scheme import (
+from convnext_dense.engine.checkpoint_loader import (
     install_safe_checkpoint_loader,
     load_from_local_safe,
     uninstall_safe_checkpoint_loader,
 )
-from convnext_dense.tools.convert import convert_checkpoint
+from convnext_dense.tools.convert_checkpoint import convert_checkpoint
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
 

@@ -24,7 +24,6 @@ from pycocotools import mask as mask_util
 
 from conftest import REPO, finish, kill_while_writing, read_config, tool
 from convnext_dense import ConvNeXt
-from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
@@ -39,6 +38,7 @@ from convnext_dense.tools.export_models import (
     verify_graph,
     verify_shapes,
 )
+from convnext_dense.utils.atomic import PARTIAL_SUFFIX
 
 DET = REPO / 'tests' / 'configs' / 'tiny_det.py'  # inherits configs/coco/demo_cascade_convnext.py
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'  # inherits configs/ade20k/demo_upernet_convnext.py

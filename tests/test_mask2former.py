@@ -117,7 +117,7 @@ def test_constructor_gives_the_head_what_the_stock_recipe_gives_it(name, scope):
     with DefaultScope.overwrite_default_scope(scope), mock.patch.multiple(
             torch.nn.init, **{f: lambda t, *a, **k: t for f in ('uniform_', 'normal_', 'xavier_uniform_')}):
         model = MODELS.build(cfg.model)
-    with mock.patch('convnext_dense.layer_decay.print_log') as log:
+    with mock.patch('convnext_dense.engine.optimizers.layer_decay_optimizer_constructor.print_log') as log:
         ours = named_options(build_optim_wrapper(model, cfg.optim_wrapper), model)
     theirs = named_options(build_optim_wrapper(model, stock(name).optim_wrapper), model)
     lr, wd = cfg.optim_wrapper.optimizer.lr, cfg.optim_wrapper.optimizer.weight_decay

@@ -26,7 +26,7 @@ from test_stock_tools import stock_tool
 
 from conftest import REPO, finish, last_line, tool
 from convnext_dense.class_checks import HEADS, check_classes, class_counts, fit_classes, mismatches
-from convnext_dense.dataset_checks import check_dataset_config
+from convnext_dense.datasets.dataset_checks import check_dataset_config
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES

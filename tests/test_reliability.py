@@ -17,10 +17,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from conftest import REPO, finish, kill_while_writing, last_line, read_config, tool
-from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.dataset_checks import build_checked_dataset, check_labels
-from convnext_dense.hooks import POINTER
+from convnext_dense.datasets.dataset_checks import build_checked_dataset, check_labels
+from convnext_dense.engine.resume import POINTER
+from convnext_dense.utils.atomic import PARTIAL_SUFFIX
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
 DET = REPO / 'tests' / 'configs' / 'tiny_det.py'
@@ -37,13 +37,14 @@ def logged(work_dir: Path) -> List[Dict[int, dict]]:
 # ----------------------------------------------------------------------------------------------------------------
 
 def test_atomic_write_keeps_the_old_file_when_killed_mid_write(tmp_path):
-    from convnext_dense.atomic import write_atomic
+    from convnext_dense.utils.atomic import write_atomic
     target = tmp_path / POINTER
     write_atomic(str(target), 'old')
     assert target.read_text() == 'old' and not Path(str(target) + PARTIAL_SUFFIX).exists()
     fifo = Path(str(target) + PARTIAL_SUFFIX)
     os.mkfifo(fifo)
-    proc = tool('-c', f'from convnext_dense.atomic import write_atomic; write_atomic({str(target)!r}, b"new" * 10**6)',
+    proc = tool('-c', 'from convnext_dense.utils.atomic import write_atomic; '
+                      f'write_atomic({str(target)!r}, b"new" * 10**6)',
                 env=dict(os.environ))
     assert kill_while_writing(proc, fifo).startswith(b'new')
     assert proc.returncode == -signal.SIGKILL

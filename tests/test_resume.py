@@ -20,11 +20,11 @@ from mmengine.logging import MessageHub, MMLogger
 from test_stock_tools import stock_tool
 
 from conftest import REPO, finish, last_line, tool
-from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import POINTER, AtomicCheckpointHook
-from convnext_dense.resume import check_resume, is_complete, newest_complete
+from convnext_dense.engine.hooks import AtomicCheckpointHook
+from convnext_dense.engine.resume import POINTER, check_resume, is_complete, newest_complete
 from convnext_dense.synthetic.ade import write_ade_demo
+from convnext_dense.utils.atomic import PARTIAL_SUFFIX
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from conftest import randomize
 from convnext_dense import ARCH_SETTINGS, ROADMAP_STEPS, ConvNeXt, ConvNeXtRoadmap, roadmap_output_shape
-from convnext_dense.roadmap_arch import PAPER, REGIMES, SIDE_BRANCHES, design, paper_gflops, parent
+from convnext_dense.specs.roadmap import PAPER, REGIMES, SIDE_BRANCHES, design, paper_gflops, parent
 from convnext_dense.tools.roadmap import build_meta, multiply_adds
 
 STEPS = [(regime, step) for regime in REGIMES for step in ROADMAP_STEPS]

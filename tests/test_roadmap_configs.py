@@ -12,7 +12,7 @@ from test_stock_tools import stock_tool
 from conftest import REPO, finish, read_config, tool
 from convnext_dense import ROADMAP_STEPS, roadmap_output_shape
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.follow import FollowBackbone
+from convnext_dense.models.follow import FollowBackbone
 
 CONFIGS = {'mmdet': REPO / 'configs' / 'roadmap' / 'mask_rcnn_roadmap_1x.py',
            'mmseg': REPO / 'configs' / 'roadmap' / 'upernet_roadmap_512_160k.py'}

@@ -42,12 +42,12 @@ import torch
 
 from conftest import REPO, finish, kill_while_writing, last_line, tool
 from convnext_dense import ConvNeXt
-from convnext_dense.atomic import PARTIAL_SUFFIX
 from convnext_dense.checkpoint import read_checkpoint
-from convnext_dense.hooks import POINTER
+from convnext_dense.engine.resume import POINTER
 from convnext_dense.synthetic.ade import CLASSES, write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
+from convnext_dense.utils.atomic import PARTIAL_SUFFIX
 
 SEG = REPO / 'tests' / 'configs' / 'tiny_seg.py'  # inherits configs/ade20k/demo_upernet_convnext.py
 DET = REPO / 'tests' / 'configs' / 'tiny_det.py'  # inherits configs/coco/demo_cascade_convnext.py

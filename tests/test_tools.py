@@ -16,11 +16,11 @@ from conftest import REPO, randomize, run_tool
 from convnext_dense import ARCH_SETTINGS, ConvNeXt
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
-from convnext_dense.tools.browse import browse_dataset
+from convnext_dense.tools.analyze_logs import format_train_time, load_scalars, plot_curves, train_time
+from convnext_dense.tools.browse_dataset import browse_dataset
 from convnext_dense.tools.cli import build_model, load_config
-from convnext_dense.tools.complexity import DET_SHAPE, complexity, default_shape
-from convnext_dense.tools.export import build_backbone, verify_onnx
-from convnext_dense.tools.logs import format_train_time, load_scalars, plot_curves, train_time
+from convnext_dense.tools.export_onnx import build_backbone, verify_onnx
+from convnext_dense.tools.get_flops import DET_SHAPE, complexity, default_shape
 
 DET_DEMO = 'configs/coco/demo_cascade_convnext.py'
 SEG_DEMO = 'configs/ade20k/demo_upernet_convnext.py'

@@ -8,7 +8,7 @@ seconds per iteration, the data-loading share and, for epoch-based runs, the slo
 """
 import argparse
 
-from convnext_dense.tools.logs import format_train_time, load_scalars, plot_curves, train_time
+from convnext_dense.tools.analyze_logs import format_train_time, load_scalars, plot_curves, train_time
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,7 +6,7 @@ segmentation: the config's default_scope picks).
 """
 import argparse
 
-from convnext_dense.tools.browse import browse_dataset
+from convnext_dense.tools.browse_dataset import browse_dataset
 from convnext_dense.tools.cli import add_config_arguments, load_config
 
 

@@ -5,12 +5,12 @@
 Writes a backbone-only state dict under convnext_dense names (``.safetensors`` if DST ends so), or with
 ``--whole-model`` an mmdet / mmseg checkpoint with ``backbone.*`` keys under ``state_dict`` (plus the source's neck and
 heads, if it has any). The library logs its load report (to stdout); the logic is
-``convnext_dense.tools.convert.convert_checkpoint``. SRC may be an http(s) URL: it is downloaded once into the cache
-(see the README's Checkpoints section).
+``convnext_dense.tools.convert_checkpoint.convert_checkpoint``. SRC may be an http(s) URL: it is downloaded once into
+the cache (see the README's Checkpoints section).
 """
 import argparse
 
-from convnext_dense.tools.convert import convert_checkpoint
+from convnext_dense.tools.convert_checkpoint import convert_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

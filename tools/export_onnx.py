@@ -17,7 +17,13 @@ import argparse
 import sys
 
 from convnext_dense.tools import export_models
-from convnext_dense.tools.export import DEFAULT_OPSET, build_backbone, default_verify_shapes, export_onnx, verify_onnx
+from convnext_dense.tools.export_onnx import (
+    DEFAULT_OPSET,
+    build_backbone,
+    default_verify_shapes,
+    export_onnx,
+    verify_onnx,
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,12 +4,12 @@
     python tools/get_flops.py configs/ade20k/upernet_convnext_t_512.py      # at the test scale, 512 x 2048
     python tools/get_flops.py CONFIG --shape 512 512 [--cfg-options key=value ...]
 
-The model is built with random weights (no checkpoint is read); see convnext_dense.tools.complexity for what is counted.
+The model is built with random weights (no checkpoint is read); see convnext_dense.tools.get_flops for what is counted.
 """
 import argparse
 
 from convnext_dense.tools.cli import add_config_arguments, load_config
-from convnext_dense.tools.complexity import config_complexity, default_shape, format_complexity
+from convnext_dense.tools.get_flops import config_complexity, default_shape, format_complexity
 
 
 def parse_args() -> argparse.Namespace:

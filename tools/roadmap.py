@@ -12,7 +12,7 @@ import platform
 
 import torch
 
-from convnext_dense.roadmap_arch import REGIMES
+from convnext_dense.specs.roadmap import REGIMES
 from convnext_dense.tools.roadmap import format_table, roadmap_table, save_table
 
 

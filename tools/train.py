@@ -9,7 +9,7 @@ with --resume auto continues from there (README, Reliability).
 import argparse
 import os
 
-from convnext_dense.resume import RESUME_AUTO
+from convnext_dense.engine.resume import RESUME_AUTO
 from convnext_dense.tools.cli import add_config_arguments, build_runner, enable_amp, load_config
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         enable_amp(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.resume is not None:  # True and 'auto' are checked and explained by convnext_dense.resume
+    if args.resume is not None:  # True and 'auto' are checked and explained by convnext_dense.engine.resume
         from_work_dir = args.resume is True or args.resume == RESUME_AUTO
         cfg.resume = args.resume if from_work_dir else True
         cfg.load_from = None if from_work_dir else args.resume

@@ -2,8 +2,9 @@
 gradients and optimizer state are sharded over the ranks instead of copied to each (DDP), for the largest models.
 
 Add it to a config's ``_base_`` list (the V2-H configs do) and train with ``tools/dist_train.sh`` (our
-``tools/train.py --launcher pytorch``); ``convnext_dense/fsdp.py`` says what ``convnext_dense.FSDPStrategy`` adds to
-mmengine's ``FSDPStrategy``: whole checkpoints gathered on rank 0, FSDP's gradient clipping, CPU support.
+``tools/train.py --launcher pytorch``); ``convnext_dense/engine/strategies/fsdp.py`` says what
+``convnext_dense.FSDPStrategy`` adds to mmengine's ``FSDPStrategy``: whole checkpoints gathered on rank 0, FSDP's
+gradient clipping, CPU support.
 """
 runner_type = 'FlexibleRunner'
 strategy = dict(

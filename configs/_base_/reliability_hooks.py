@@ -1,5 +1,6 @@
 """What every convnext_dense config runs with, whichever tool builds the Runner from it (ours, mmdet's and mmseg's
-``tools/train.py`` / ``tools/test.py``, ``mim train``, ``Runner.from_cfg``); see ``convnext_dense/hooks.py``.
+``tools/train.py`` / ``tools/test.py``, ``mim train``, ``Runner.from_cfg``); see
+``convnext_dense/engine/hooks/`` (one module per hook).
 
 * ``convnext_dense.AtomicCheckpointHook`` (``checkpoint_hook``, which each toolkit base puts in its
   ``default_hooks.checkpoint``): a kill at any moment leaves ``last_checkpoint`` naming a complete file.
@@ -11,11 +12,12 @@
   arch is refused instead of loading with warnings.
 
 * ``convnext_dense.ExactResumeHook``: ``--resume`` from a checkpoint written inside an epoch continues at the next
-  batch (the used ones skipped unloaded) with the checkpoint's random states (``convnext_dense/train_state.py``).
+  batch (the used ones skipped unloaded) with the checkpoint's random states
+  (``convnext_dense/engine/hooks/exact_resume_hook.py``).
 * ``convnext_dense.PreemptionHook``: SIGTERM / SIGUSR1 end the run after the current iteration with a checkpoint of
-  it and exit code 75 (``convnext_dense/preemption.py``).
+  it and exit code 75 (``convnext_dense/engine/hooks/preemption_hook.py``).
 * ``convnext_dense.WatchdogHook``: a rank that finishes no iteration within ``watchdog_timeout`` seconds ends the job
-  with one line naming it (``convnext_dense/watchdog.py``; 0 turns it off).
+  with one line naming it (``convnext_dense/engine/hooks/watchdog_hook.py``; 0 turns it off).
 
 ``reliability.py`` puts ``reliability_hooks`` into ``custom_hooks``. A config whose other base also has
 ``custom_hooks`` (mmengine refuses the same key in two bases; e.g. mmdet's RTMDet) lists this file instead and sets

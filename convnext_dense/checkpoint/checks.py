@@ -7,7 +7,7 @@ from typing import Dict, Mapping, Sequence
 
 from torch import Tensor, nn
 
-from ..arch import describe_arch, likely_arch
+from ..specs.arch import describe_arch, likely_arch
 from .layouts import LAYOUTS
 
 

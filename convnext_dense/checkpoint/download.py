@@ -27,9 +27,9 @@ from urllib.request import Request, urlopen
 
 import torch
 from filelock import FileLock, Timeout
-from mmengine.logging import print_log
 from tqdm import tqdm
 
+from ..utils.logging import print_log
 from . import hub
 
 URL_SCHEMES = ('http://', 'https://')

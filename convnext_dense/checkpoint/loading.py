@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from ..utils.logging import print_log
 from .checks import check_keys, check_one_tower, check_tensor_fits
 from .layouts import (
     AUTO_PREFIXES,

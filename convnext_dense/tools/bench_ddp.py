@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..arch import Arch
-from ..backbone import ConvNeXt
+from ..models.backbone import ConvNeXt
+from ..specs.arch import Arch
 
 STRIDE_WARNING = '.*[Gg]rad strides do not match bucket view strides.*'
 

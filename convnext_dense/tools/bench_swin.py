@@ -19,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 
-from ..backbone import ConvNeXt
+from ..models.backbone import ConvNeXt
 from . import bench_models
 from .cli import build_model
 

@@ -1,7 +1,7 @@
 """Backbone speed and memory: images/s and peak memory of inference and training steps, side by side.
 
-Implementations: ours (``convnext_dense.ConvNeXt``), the official formulation (``convnext_dense.official``), and,
-when installed, timm's ``convnext_*`` with ``features_only`` and mmpretrain's ConvNeXt (same arch, input, dtype).
+Implementations: ours (``convnext_dense.ConvNeXt``), the official formulation (``convnext_dense.testing.official``),
+and, when installed, timm's ``convnext_*`` with ``features_only`` and mmpretrain's ConvNeXt (same arch, input, dtype).
 Each case: warm-up runs, then timed repetitions with device synchronisation; the median is reported.
 """
 import json
@@ -14,8 +14,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..backbone import ConvNeXt
-from ..official import official_from
+from ..models.backbone import ConvNeXt
+from ..testing.official import official_from
 
 IMPLS = ('ours', 'official', 'timm', 'mmpretrain')
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}

@@ -21,8 +21,8 @@ from mmengine.registry import MODELS, RUNNERS, DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 
-from ..registry import TOOLKITS
-from ..resume import check_resume
+from ..engine.resume import check_resume
+from ..utils.toolkits import TOOLKITS
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, launcher: bool = False) -> None:

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hooks import check_checkpoint_fits
+from ..checkpoint.fit import check_checkpoint_fits
 from .cli import build_model, load_config
-from .export import DEFAULT_OPSET, export_dynamic
+from .export_onnx import DEFAULT_OPSET, export_dynamic
 
 PHOTO = Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'  # shipped with matplotlib
 FP32_TOLERANCE = 1e-4  # largest absolute difference accepted between onnxruntime and PyTorch, fp32

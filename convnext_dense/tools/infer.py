@@ -41,8 +41,8 @@ from mmengine.registry import DATASETS
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from ..atomic import PARTIAL_SUFFIX, commit, write_atomic
-from ..hooks import check_checkpoint_fits
+from ..checkpoint.fit import check_checkpoint_fits
+from ..utils.atomic import PARTIAL_SUFFIX, commit, write_atomic
 from .cli import load_config, toolkit_scope
 from .records import detection_record, has_segments, label_png, panoptic_segments
 

@@ -14,8 +14,8 @@ from typing import Callable, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..backbone import ConvNeXt
 from ..checkpoint.loading import map_state_dict
+from ..models.backbone import ConvNeXt
 
 
 def import_timm() -> Tuple[Optional[object], str]:

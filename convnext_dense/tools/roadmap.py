@@ -14,8 +14,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from ..roadmap import ConvNeXtRoadmap
-from ..roadmap_arch import PAPER, PAPER_FLOPS_ERRATA, ROADMAP_STEPS, check_regime
+from ..models.roadmap.backbone import ConvNeXtRoadmap
+from ..specs.roadmap import PAPER, PAPER_FLOPS_ERRATA, ROADMAP_STEPS, check_regime
 
 PAPER_SIZE = 224  # the tables' input
 SPEED_SIZE = 512  # the speed column's input (1 x 3 x 512 x 512)

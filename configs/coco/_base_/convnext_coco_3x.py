@@ -62,9 +62,9 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
 ]
 
-# AdamW with layer-wise lr decay over the ConvNeXt backbone (see convnext_dense.layer_decay; the constructor derives
-# the published num_layers from the depths: 6 for tiny, 12 for the 27-block archs); mixed precision as published for
-# T/S/B (AmpOptimWrapper needs a GPU: the L/XL configs and the CPU demo use OptimWrapper).
+# AdamW with layer-wise lr decay over the ConvNeXt backbone (see convnext_dense/models/layer_decay.py; the constructor
+# derives the published num_layers from the depths: 6 for tiny, 12 for the 27-block archs); mixed precision as
+# published for T/S/B (AmpOptimWrapper needs a GPU: the L/XL configs and the CPU demo use OptimWrapper).
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',

@@ -13,12 +13,13 @@ embeddings, but decay for the head's other biases) keep that treatment outside t
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple, Union
 
-from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
-from .backbone import ConvNeXt, check_decay_type
-from .roadmap import ConvNeXtRoadmap
+from ...models.backbone import ConvNeXt
+from ...models.layer_decay import check_decay_type
+from ...models.roadmap.backbone import ConvNeXtRoadmap
+from ...utils.logging import print_log
 
 DECAY_BACKBONES = (ConvNeXt, ConvNeXtRoadmap)  # the backbones that answer num_layers() and layer_id()
 

@@ -38,7 +38,7 @@ from torch.distributed.fsdp import (
 )
 from torch.optim import Optimizer
 
-from .layers import ConvNeXtBlock
+from ...models.layers import ConvNeXtBlock
 
 # whole checkpoints on rank 0, gathered without the CPU offload
 WHOLE_ON_RANK0 = dict(

@@ -1,10 +1,9 @@
 """Multi-scale ConvNeXt backbone for dense prediction (V1: Liu et al., CVPR 2022; V2 with GRN: Woo et al., CVPR 2023).
 
-The arch table (``convnext_dense.arch``) and the layer-decay rule (``ConvNeXt.layer_id``) follow the official ConvNeXt
-repository (``object_detection/`` and ``semantic_segmentation/``). Parameter names equal the official
+The arch table (``convnext_dense.specs.arch``) and the layer-decay rule (``ConvNeXt.layer_id``) follow the official
+ConvNeXt repository (``object_detection/`` and ``semantic_segmentation/``). Parameter names equal the official
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
-import math
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -12,18 +11,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .arch import DEFAULT_NORM_EPS, STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
+from ..specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
+from .layer_decay import convnext_layer_id, num_decay_layers
 from .layers import ConvNeXtBlock, LayerNorm2d, depthwise_weights_in_grad_strides
-
-DECAY_TYPES = ('layer_wise', 'stage_wise')
-BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
-
-
-def check_decay_type(decay_type: str) -> str:
-    """``decay_type`` if it is one of ``DECAY_TYPES``, else a ValueError naming the valid ones."""
-    if decay_type not in DECAY_TYPES:
-        raise ValueError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
-    return decay_type
 
 
 class ConvNeXt(BaseModule):
@@ -46,7 +36,7 @@ class ConvNeXt(BaseModule):
             maps are contiguous NCHW: ops that index raw NCHW memory (mmcv's RoIAlign) silently misread
             channels-last tensors.
         norm_eps: The eps of every LayerNorm (stem, downsampling, blocks, output norms); None takes the arch's
-            (``arch.arch_norm_eps``: 1e-5 for xxlarge, else 1e-6). Default: None.
+            (``specs.arch.arch_norm_eps``: 1e-5 for xxlarge, else 1e-6). Default: None.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
             common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``) from a local file or an http(s)
             URL. Default: None.
@@ -97,7 +87,7 @@ class ConvNeXt(BaseModule):
         self._freeze_stages()
 
     def output_shape(self) -> OutputShape:
-        """The stages this backbone returns, with the channels and stride of each map (as ``arch.output_shape``)."""
+        """The stages this backbone returns, with the channels and stride of each map (``specs.arch.output_shape``)."""
         return self._output_shape
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
@@ -130,7 +120,7 @@ class ConvNeXt(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
-        from .checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
+        from ..checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
         if not load_or_init(self, load_backbone_checkpoint):
             super().init_weights()
 
@@ -178,46 +168,6 @@ def load_or_init(model: BaseModule, load: Callable[..., object]) -> bool:
         return True
     trunc_normal_init(model)
     return False
-
-
-def num_decay_layers(depths: Sequence[int]) -> int:
-    """L of the official layer-wise rule for stages of these depths.
-
-    Layer 0 is the stem; every stage but the last adds one layer per (started) group of three blocks; the last
-    stage is layer L; parameters outside the stages (output norms, neck, heads) are L + 1.
-    """
-    return _first_layer(depths, len(depths) - 1)
-
-
-def _first_layer(depths: Sequence[int], stage: int) -> int:
-    """Decay layer id of the first block group of ``stage`` under the layer-wise rule."""
-    return 1 + sum(math.ceil(d / BLOCKS_PER_LAYER) for d in depths[:stage])
-
-
-def block_layer_id(depths: Sequence[int], stage: int, block: int, decay_type: str, num_layers: int) -> int:
-    """Decay layer id of block ``block`` of ``stage``: its group of three blocks (the last stage: L), or for
-    'stage_wise' the stage + 1."""
-    check_decay_type(decay_type)
-    if decay_type == 'stage_wise':
-        return stage + 1
-    if stage == len(depths) - 1:
-        return num_layers
-    return _first_layer(depths, stage) + block // BLOCKS_PER_LAYER
-
-
-def convnext_layer_id(name: str, depths: Sequence[int], decay_type: str, num_layers: int) -> int:
-    """The official rule on ConvNeXt's names: the stem is 0, a downsample layer joins its stage's first block group
-    (for 'stage_wise' all downsample layers are 0), the output norms are L + 1."""
-    check_decay_type(decay_type)
-    part, _, rest = name.partition('.')
-    if part not in ('downsample_layers', 'stages'):
-        return num_layers + 1  # output norms norm{i}
-    stage_name, _, rest = rest.partition('.')
-    stage = int(stage_name)
-    if part == 'downsample_layers' and (stage == 0 or decay_type == 'stage_wise'):
-        return 0
-    block = int(rest.partition('.')[0]) if part == 'stages' else 0
-    return block_layer_id(depths, stage, block, decay_type, num_layers)
 
 
 def drop_path_rates(rate: float, depths: Sequence[int]) -> List[List[float]]:

@@ -5,7 +5,7 @@ earlier), and torchrun forwards SIGTERM to its workers (SIGUSR1 only with ``--si
 it). ``PreemptionHook`` lets the iteration in progress finish; after it, the ranks agree through one all-reduce, so a
 signal to any rank stops every rank at the same iteration; ``AtomicCheckpointHook.save_now`` writes the checkpoint
 (rank 0, atomically, inside an epoch too); one line goes to the log and every rank exits with ``PREEMPTED_EXIT_CODE``.
-The same command with ``--resume auto`` continues at the next iteration (``train_state.ExactResumeHook``). A second
+The same command with ``--resume auto`` continues at the next iteration (``ExactResumeHook``). A second
 signal ends the process at once, as the signal does without this hook.
 """
 import os
@@ -19,7 +19,7 @@ from mmengine.device import get_device
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from .hooks import AtomicCheckpointHook
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): stopped with a checkpoint; run the same command again
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)

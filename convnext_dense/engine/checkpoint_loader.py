@@ -11,13 +11,13 @@ these schemes with ``load_from_local_safe`` (a URL is read from the download cac
 from typing import Any, Mapping, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_http, load_from_local
 
-from .checks import check_keys
-from .download import URL_SCHEMES
-from .hub import HF_SCHEME
-from .loading import map_whole_model, read_convnext_checkpoint
+from ..checkpoint.checks import check_keys
+from ..checkpoint.download import URL_SCHEMES
+from ..checkpoint.hub import HF_SCHEME
+from ..checkpoint.loading import map_whole_model, read_convnext_checkpoint
+from ..utils.logging import print_log
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
 

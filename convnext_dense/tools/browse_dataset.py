@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import VISUALIZERS
 from mmengine.utils import ProgressBar
 
-from ..dataset_checks import build_checked_dataset, config_variables
+from ..datasets.dataset_checks import build_checked_dataset, config_variables
 from .cli import toolkit_scope
 
 

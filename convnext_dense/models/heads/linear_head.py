@@ -6,7 +6,8 @@ N(0, 0.01) with zero bias, on the backbone's features (several inputs are resize
 concatenated, as mmseg's ``input_transform='resize_concat'``). mmseg's ``BaseDecodeHead`` already owns the dropout,
 the 1x1 conv (``conv_seg``) and that init; this head adds the BatchNorm between them, where DINOv3 has it.
 
-Registered as ``convnext_dense.DINOv3LinearHead`` when a config first builds it (needs mmseg).
+Registered as ``convnext_dense.DINOv3LinearHead`` when a config first builds it (needs mmseg;
+``convnext_dense.registry.TOOLKIT_MODELS``).
 """
 from typing import List
 
@@ -14,10 +15,7 @@ from mmcv.cnn import build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
-from .registry import MODELS
 
-
-@MODELS.register_module()
 class DINOv3LinearHead(BaseDecodeHead):
     """Dropout2d -> BatchNorm -> 1x1 conv over the (concatenated) input maps, as DINOv3's linear probe.
 

@@ -6,10 +6,10 @@ from typing import Optional, Union
 import torch
 from safetensors.torch import save_file as save_safetensors
 
-from ..arch import infer_arch
-from ..backbone import ConvNeXt
 from ..checkpoint.layouts import WHOLE_MODEL_PREFIX
 from ..checkpoint.loading import LoadReport, abridge, load_mapped, map_state_dict, read_convnext_checkpoint
+from ..models.backbone import ConvNeXt
+from ..specs.arch import infer_arch
 
 
 def convert_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], prefix: Optional[str] = None,

@@ -9,12 +9,12 @@ import os
 from typing import Optional, Union
 
 import torch
-from mmengine.logging import print_log
 from torch import nn
 
-from .checkpoint.layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
-from .checkpoint.loading import abridge, load_backbone_checkpoint, state_dict_tensors
-from .checkpoint.reader import read_checkpoint
+from ...checkpoint.layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
+from ...checkpoint.loading import abridge, load_backbone_checkpoint, state_dict_tensors
+from ...checkpoint.reader import read_checkpoint
+from ...utils.logging import print_log
 
 
 def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], prefix: Optional[str] = None,

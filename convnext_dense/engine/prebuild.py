@@ -1,4 +1,4 @@
-"""A stage before the Runner builds its datasets, for ``hooks.DatasetCheckHook``'s checks of the dataset configs.
+"""A stage before the Runner builds its datasets, for ``DatasetCheckHook``'s checks of the dataset configs.
 
 mmengine's ``Runner.train`` / ``val`` / ``test`` build the datasets of their loops before the first hook runs
 (``before_run``), so a missing data root or annotation file would fail inside pycocotools or ``os.scandir`` with a
@@ -13,7 +13,7 @@ from typing import Callable, Dict, Tuple
 
 from mmengine.runner import Runner
 
-from .hooks import DatasetCheckHook
+from .hooks.dataset_check_hook import DatasetCheckHook
 
 # The loops each Runner method builds; 'val' only where the Runner has a validation loop.
 MODES: Dict[str, Tuple[str, ...]] = {'train': ('train', 'val'), 'val': ('val',), 'test': ('test',)}

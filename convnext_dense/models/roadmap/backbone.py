@@ -32,19 +32,11 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .arch import DEFAULT_NORM_EPS, STEM_STRIDE, OutputShape, output_shape
-from .backbone import (
-    block_layer_id,
-    check_decay_type,
-    convnext_layer_id,
-    convnext_stages,
-    drop_path_rates,
-    freeze,
-    load_or_init,
-    num_decay_layers,
-)
-from .layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
-from .roadmap_arch import Design, RegimeSpec, design, stage_table
+from ...specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, OutputShape, output_shape
+from ...specs.roadmap import Design, RegimeSpec, design, stage_table
+from ..backbone import convnext_stages, drop_path_rates, freeze, load_or_init
+from ..layer_decay import block_layer_id, check_decay_type, convnext_layer_id, num_decay_layers
+from ..layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
 
 
 def _norm(d: Design, channels: int) -> nn.Module:
@@ -117,7 +109,7 @@ class ConvNeXtRoadmap(BaseModule):
     Args:
         step: A name in ``ROADMAP_STEPS``. Default: 'separate_downsampling' (ConvNeXt).
         regime: 'resnet50' (ResNet-50 -> ConvNeXt-T), 'resnet200' (ResNet-200 -> ConvNeXt-B), or a dict with the
-            fields of ``roadmap_arch.Regime`` (a smaller path of one's own). Default: 'resnet50'.
+            fields of ``specs.roadmap.Regime`` (a smaller path of one's own). Default: 'resnet50'.
         in_channels: Channels of the input image. Default: 3.
         out_indices: Stages whose maps are returned, negative indices counting from the last stage. Stages after
             the last returned one are not built. Default: None (every stage).
@@ -246,11 +238,11 @@ class ConvNeXtRoadmap(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal convolutions (as ConvNeXt), or load the checkpoint named by a Pretrained init_cfg."""
-        from .roadmap_loading import load_roadmap_checkpoint  # lazy: the loader needs no model code
+        from .loading import load_roadmap_checkpoint  # lazy: the loader needs no model code
         if not load_or_init(self, load_roadmap_checkpoint):
             super().init_weights()
 
-    # Layer-wise learning-rate decay (``convnext_dense.layer_decay`` asks these): ConvNeXt's rule, on these names.
+    # Layer-wise learning-rate decay (``models.layer_decay`` asks these): ConvNeXt's rule, on these names.
     def num_layers(self) -> int:
         """L of ConvNeXt's rule for this step's depths (6 for ResNet-50 and (3, 3, 9, 3), 22 for ResNet-200)."""
         return num_decay_layers(self.arch_depths)

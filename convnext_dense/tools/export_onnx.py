@@ -12,9 +12,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..arch import ARCH_SETTINGS
-from ..backbone import ConvNeXt
 from ..checkpoint.loading import load_backbone_checkpoint
+from ..models.backbone import ConvNeXt
+from ..specs.arch import ARCH_SETTINGS
 from .cli import build_model, load_config
 
 MIN_OPSET = 17  # the first opset with LayerNormalization

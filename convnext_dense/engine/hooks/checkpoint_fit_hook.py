@@ -1,0 +1,26 @@
+"""``CheckpointFitHook``: refuse a ``load_from`` / resume / test checkpoint that does not fit the model."""
+from mmengine.hooks import Hook
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner import find_latest_checkpoint
+
+from ...checkpoint.fit import check_checkpoint_fits
+from ..strategies.fsdp import is_fsdp, unsharded
+
+
+class CheckpointFitHook(Hook):
+    """Refuse a checkpoint that does not fit the model, before mmengine loads it with warnings only.
+
+    mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) non-strictly: a file of another model loads
+    nothing and only logs warnings, and a backbone of another arch is skipped tensor by tensor. This raises a
+    ``ValueError`` naming the file when no tensor fits, or when a ConvNeXt backbone tensor has another shape (the
+    file's likely arch is named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # the wrapped model of a DDP wrapper or a test-time-augmentation model; FSDP's (1-D shards): its shapes
+        wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
+        model = unsharded(runner) if is_fsdp(runner.model) else runner.model.module if wrapped else runner.model
+        # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
+        check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))

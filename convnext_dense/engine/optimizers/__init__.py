@@ -1,0 +1,1 @@
+"""mmengine's optimizer constructor with ConvNeXt's layer decay."""

@@ -1,0 +1,1 @@
+"""mmengine training strategies: FSDP for ConvNeXt."""

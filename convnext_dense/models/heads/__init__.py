@@ -1,0 +1,1 @@
+"""Heads for the OpenMMLab toolkits (they import their toolkit); registered on the first look-up of a config."""

@@ -94,9 +94,12 @@ class MappedCheckpoint:
     outside: Dict[str, Tensor] = field(default_factory=dict)
 
 
-def _pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str) -> str:
+def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, candidates: Sequence[str] = AUTO_PREFIXES
+                ) -> str:
+    """The prefix of the backbone keys: ``prefix`` with a trailing dot (a ValueError listing the file's top-level
+    prefixes when it matches no key), or for None the first of ``candidates`` that some key starts with, else ''."""
     if prefix is None:
-        return next((p for p in AUTO_PREFIXES if any(k.startswith(p) for k in keys)), '')
+        return next((p for p in candidates if any(k.startswith(p) for k in keys)), '')
     if prefix and not prefix.endswith('.'):
         prefix += '.'
     if prefix and not any(k.startswith(prefix) for k in keys):
@@ -127,7 +130,7 @@ def map_state_dict(checkpoint: Mapping, path: Union[str, os.PathLike] = '<memory
     tensors, container = state_dict_tensors(checkpoint, path)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in tensors.items()}
     detect = prefix is None
-    prefix = _pick_prefix(list(tensors), prefix, path)
+    prefix = pick_prefix(list(tensors), prefix, path)
     check_one_tower(list(tensors), ('', *AUTO_PREFIXES) if detect else (prefix,), path)
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     layout = detect_layout(list(inside), prefix)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...checkpoint.layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
-from ...checkpoint.loading import abridge, load_backbone_checkpoint, state_dict_tensors
+from ...checkpoint.loading import abridge, load_backbone_checkpoint, pick_prefix, state_dict_tensors
 from ...checkpoint.reader import read_checkpoint
 from ...utils.logging import print_log
 
@@ -25,11 +25,12 @@ def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], pre
         model: The roadmap backbone.
         path: Local file or http(s) URL.
         prefix: Prefix of the backbone keys in the file; '' for none; None strips ``backbone.`` when the file's
-            keys have it. Default: None.
+            keys have it (``checkpoint.loading.pick_prefix``, as for ConvNeXt). Default: None.
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 
     Raises:
-        ValueError: A tensor's shape differs from the model's, or no tensor of the file fits the model.
+        ValueError: A tensor's shape differs from the model's, ``prefix`` matches no key, or no tensor of the file
+            fits the model.
     """
     if model.design.separate_downsampling:
         load_backbone_checkpoint(model, path, prefix=prefix, map_location=map_location)
@@ -37,10 +38,7 @@ def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], pre
     path = os.fspath(path)
     checkpoint = read_checkpoint(path, map_location)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in state_dict_tensors(checkpoint, path)[0].items()}
-    if prefix is None:
-        prefix = WHOLE_MODEL_PREFIX if any(k.startswith(WHOLE_MODEL_PREFIX) for k in tensors) else ''
-    elif prefix and not prefix.endswith('.'):
-        prefix += '.'
+    prefix = pick_prefix(list(tensors), prefix, path, candidates=(WHOLE_MODEL_PREFIX,))
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = model.state_dict()
     to_load = {k: v for k, v in inside.items() if k in own}

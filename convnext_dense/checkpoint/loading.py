@@ -96,8 +96,7 @@ class MappedCheckpoint:
 
 def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, candidates: Sequence[str] = AUTO_PREFIXES
                 ) -> str:
-    """The prefix of the backbone keys: ``prefix`` with a trailing dot (a ValueError listing the file's top-level
-    prefixes when it matches no key), or for None the first of ``candidates`` that some key starts with, else ''."""
+    """``prefix`` ending in '.' (a ValueError if no key has it); for None the first of ``candidates`` keys have."""
     if prefix is None:
         return next((p for p in candidates if any(k.startswith(p) for k in keys)), '')
     if prefix and not prefix.endswith('.'):

@@ -31,9 +31,11 @@ demo-seg: setup
 		"$$(cat work_dirs/demo_seg/last_checkpoint)" $$(ls $(ADE_DEMO_ROOT)/images/validation/* | head -4) \
 		--out-dir work_dirs/demo_seg/infer
 
-# `make test` ends with the package as a user installs it: the wheel built and installed into a fresh environment
-# next to .venv's stack, used from outside the checkout (tests/installed/run.sh).
+# `make test` builds the manual (docs/, mkdocs.yml) with --strict, so a broken link or a moved heading fails it, and
+# ends with the package as a user installs it: the wheel built and installed into a fresh environment next to .venv's
+# stack, used from outside the checkout (tests/installed/run.sh).
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m mkdocs build --strict --quiet --site-dir build/site
 	$(PY) -m pytest tests
 	PY=$(PY) bash tests/installed/run.sh

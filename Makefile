@@ -36,6 +36,6 @@ demo-seg: setup
 # stack, used from outside the checkout (tests/installed/run.sh).
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m mkdocs build --strict --quiet --site-dir build/site
+	$(PY) -m mkdocs build --strict --site-dir build/site
 	$(PY) -m pytest tests
 	PY=$(PY) bash tests/installed/run.sh

@@ -209,7 +209,7 @@ def test_fused_weights_follow_parameter_updates_and_copies():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-BF16_TOLERANCE = 0.03  # largest |bf16 - fp32| relative to the map's largest |value|, as the README states
+BF16_TOLERANCE = 0.03  # largest |bf16 - fp32| relative to the map's largest |value|, as docs/benchmarks.md states
 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason='this CPU lacks bf16 support')

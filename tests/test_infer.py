@@ -213,7 +213,7 @@ def start_to_be_killed(trained, root: Path) -> subprocess.Popen:
 
 def test_mm_apis_with_a_train_py_checkpoint(trained, seg_inferencer, tmp_path):
     """init_detector / inference_detector, DetInferencer, init_model / inference_model and MMSegInferencer, as the
-    README shows them; our label PNG is MMSegInferencer's prediction; and the exported segmentor graph computes what
+    manual shows them; our label PNG is MMSegInferencer's prediction; and the exported segmentor graph computes what
     mmseg's whole-image inference does."""
     from mmdet.apis import DetInferencer, inference_detector, init_detector
     from mmseg.apis import MMSegInferencer, inference_model, init_model

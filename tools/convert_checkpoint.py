@@ -6,7 +6,7 @@ Writes a backbone-only state dict under convnext_dense names (``.safetensors`` i
 ``--whole-model`` an mmdet / mmseg checkpoint with ``backbone.*`` keys under ``state_dict`` (plus the source's neck and
 heads, if it has any). The library logs its load report (to stdout); the logic is
 ``convnext_dense.tools.convert_checkpoint.convert_checkpoint``. SRC may be an http(s) URL: it is downloaded once into
-the cache (see the README's Checkpoints section).
+the cache (see docs/models_and_checkpoints.md).
 """
 import argparse
 

@@ -4,7 +4,7 @@
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh CONFIG 8   # on the first node
 #   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh CONFIG 8   # on the second node
 # torchrun forwards SIGTERM, and here also SIGUSR1 (SLURM's --signal=USR1@SECONDS), to every rank, which then ends
-# after its current iteration with a checkpoint (exit code 75; README, Reliability); it waits SHUTDOWN_TIMEOUT
+# after its current iteration with a checkpoint (exit code 75; docs/training_at_scale.md); it waits SHUTDOWN_TIMEOUT
 # seconds (default 600, torchrun's own 30) for that checkpoint before it kills the ranks.
 set -euo pipefail
 CONFIG=$1

@@ -5,7 +5,7 @@ class indices). The config's default_scope picks mmdet's DetInferencer or mmseg'
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR] [--score-thr T] [--device D]
         [--batch-size N]
 
-The output formats are described in convnext_dense/tools/infer.py and in the README.
+The output formats are described in convnext_dense/tools/infer.py and in docs/inference_and_export.md.
 """
 import argparse
 import sys

@@ -4,7 +4,7 @@
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm]
 
 SIGTERM or SIGUSR1 ends the run after the current iteration with a checkpoint of it and exit code 75; the same command
-with --resume auto continues from there (README, Reliability).
+with --resume auto continues from there (docs/training_at_scale.md).
 """
 import argparse
 import os

@@ -10,7 +10,7 @@ GPUs x 1 image, 737500 iterations. Differences: the backbone (ConvNeXt-L, ImageN
 there), the data root ``$COCO_ROOT``, our guarantees. Weights at 224 px: the ImageNet-22k file ConvNeXt's own 22k
 dense recipes start from; Swin takes its 384 px file because its window (12) and relative-position tables are tied to
 the pre-training resolution, a convolution has no such tie (and the official 384 px ConvNeXt-22k files are
-ImageNet-1k fine-tunes). Panoptic data needs the ``panopticapi`` module (README: Panoptic segmentation).
+ImageNet-1k fine-tunes). Panoptic data needs the ``panopticapi`` module (docs/recipes.md, Mask2Former).
 """
 _base_ = [
     'mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic.py',

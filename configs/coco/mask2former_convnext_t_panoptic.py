@@ -6,7 +6,7 @@ the whole head (133 classes, 80 things + 53 stuff, the deformable pixel decoder,
 LSJ at 1024 x 1024, AdamW lr 1e-4 weight decay 0.05, gradient clipping 0.01, the step schedule, the panoptic +
 instance test and evaluators. Differences: the backbone (ConvNeXt-T, ImageNet-1k weights), the head's ``in_channels``
 from ``output_shape``, the parameter-wise settings of ``../_base_/mask2former_convnext.py`` (why: there), the data
-root ``$COCO_ROOT``, our guarantees. Panoptic data needs the ``panopticapi`` module (README: Panoptic segmentation).
+root ``$COCO_ROOT``, our guarantees. Panoptic data needs the ``panopticapi`` module (docs/recipes.md, Mask2Former).
 """
 _base_ = [
     'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py',

@@ -62,7 +62,7 @@ def cpu_items(repo: str, quick: bool, reps: int) -> List[Item]:
 
 
 def gpu_items(repo: str, device: str, quick: bool, reps: int) -> List[Item]:
-    """The GPU targets, most important first (see the README's Performance section)."""
+    """The GPU targets, most important first (see docs/benchmarks.md)."""
     arch = 'atto' if quick else 'tiny'
     big, batch16 = ((1, 3, 64, 64), (2, 3, 64, 64)) if quick else ((2, 3, 800, 1344), (16, 3, 512, 512))
     size = (64, 64) if quick else (800, 1344)

@@ -94,11 +94,10 @@ class MappedCheckpoint:
     outside: Dict[str, Tensor] = field(default_factory=dict)
 
 
-def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, candidates: Sequence[str] = AUTO_PREFIXES
-                ) -> str:
-    """``prefix`` ending in '.' (a ValueError if no key has it); for None the first of ``candidates`` keys have."""
+def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, auto: Sequence[str] = AUTO_PREFIXES) -> str:
+    """``prefix`` ending in '.' (a ValueError if no key has it); for None the first of ``auto`` that keys have."""
     if prefix is None:
-        return next((p for p in candidates if any(k.startswith(p) for k in keys)), '')
+        return next((p for p in auto if any(k.startswith(p) for k in keys)), '')
     if prefix and not prefix.endswith('.'):
         prefix += '.'
     if prefix and not any(k.startswith(prefix) for k in keys):

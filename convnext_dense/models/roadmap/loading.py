@@ -38,7 +38,7 @@ def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], pre
     path = os.fspath(path)
     checkpoint = read_checkpoint(path, map_location)
     tensors = {WRAPPER_PREFIX.sub('', k): v for k, v in state_dict_tensors(checkpoint, path)[0].items()}
-    prefix = pick_prefix(list(tensors), prefix, path, candidates=(WHOLE_MODEL_PREFIX,))
+    prefix = pick_prefix(list(tensors), prefix, path, auto=(WHOLE_MODEL_PREFIX,))
     inside = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = model.state_dict()
     to_load = {k: v for k, v in inside.items() if k in own}

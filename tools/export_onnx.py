@@ -8,7 +8,7 @@
     python tools/export_onnx.py configs/coco/cascade_convnext_t.py --part model --checkpoint CKPT.pth --out fpn.onnx
     python tools/export_onnx.py configs/coco/mask_rcnn_convnext_v2_b.py --out convnext_v2_b_fp16.onnx --half --verify
 
-CONFIG_OR_ARCH is a config file or an arch name (atto ... huge; backbone only). --part backbone (default) exports
+CONFIG_OR_ARCH is a config file or an arch name (atto ... xxlarge; backbone only). --part backbone (default) exports
 model.backbone and takes any ConvNeXt checkpoint layout, whole detector/segmentor checkpoints included; --part model
 exports, from a config, the whole segmentor (mmseg) or the backbone + neck (mmdet), taking raw RGB 0-255 float32
 images, with a whole detector/segmentor checkpoint. Without --checkpoint the weights are random.

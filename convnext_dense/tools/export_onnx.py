@@ -1,9 +1,10 @@
 """ONNX export of the ConvNeXt backbone with dynamic batch, height and width, and a check against PyTorch.
 
 The graph comes from torch's ``torch.export``-based ONNX exporter (the default since torch 2.9; it needs
-``onnxscript``). Opset 17 added ``LayerNormalization``, so from 17 on every norm is one op that keeps its epsilon
-(1e-6) instead of a decomposition; the exporter's own opset, 18, is the default. Outputs are named ``stage{i}`` for
-each returned stage, in the backbone's ``out_indices`` order. The check runs the file with onnxruntime on the CPU.
+``onnxscript``). Opset 17 added ``LayerNormalization``, so from 17 on every norm is one op that keeps the backbone's
+epsilon (its ``norm_eps``: the arch's, ``specs.arch.arch_norm_eps``, unless the config sets one) instead of a
+decomposition; the exporter's own opset, 18, is the default. Outputs are named ``stage{i}`` for each returned stage,
+in the backbone's ``out_indices`` order. The check runs the file with onnxruntime on the CPU.
 """
 import copy
 import os

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..specs.arch import DEFAULT_NORM_EPS
 from . import fused
 
 
@@ -74,11 +75,12 @@ class ConvNeXtBlock(nn.Module):
         layer_scale_init_value: Initial value of the per-channel layer scale ``gamma``; <= 0 builds none
             (ConvNeXt V2). Default: 1e-6.
         use_grn: Add Global Response Normalization after GELU (ConvNeXt V2). Default: False.
-        norm_eps: The LayerNorm's eps. Default: 1e-6.
+        norm_eps: The LayerNorm's eps. Default: ``DEFAULT_NORM_EPS``, the official one (the backbone passes its
+            arch's, ``specs.arch.arch_norm_eps``).
     """
 
     def __init__(self, channels: int, drop_path: float = 0.0, layer_scale_init_value: float = 1e-6,
-                 use_grn: bool = False, norm_eps: float = 1e-6) -> None:
+                 use_grn: bool = False, norm_eps: float = DEFAULT_NORM_EPS) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(channels, channels, kernel_size=7, padding=3, groups=channels)
         self.norm = nn.LayerNorm(channels, eps=norm_eps)

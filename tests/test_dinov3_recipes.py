@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 import torch
+from learning import assert_moved_by_the_steps, train_records
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
@@ -136,5 +137,10 @@ def test_shrunk_probe_trains_and_evaluates_through_mmseg_train(probe_run):
     for key, tensor in weights.items():  # frozen: every backbone tensor is still the file's
         ours = key.replace('norms.3.', 'norm3.').replace('norm.', 'norm3.') if key.startswith('norm') else key
         assert torch.equal(state[f'backbone.{ours}'], tensor), key
-    assert state['decode_head.bn.running_mean'].abs().sum() > 0  # the head trained
+    assert state['decode_head.bn.running_mean'].abs().sum() > 0  # the head ran (a forward pass moves it, lr 0 too)
+    # the head learned: its BN affine and classifier bias (init 1 / 0) moved by the run's Adam steps
+    records = train_records(work)
+    assert [r['iter'] for r in records] == list(range(1, 9))
+    assert_moved_by_the_steps(state, ['decode_head.bn.weight', 'decode_head.bn.bias', 'decode_head.conv_seg.bias'],
+                              sum(r['lr'] for r in records))
     assert state['decode_head.conv_seg.weight'].shape[1] == weights['norm.weight'].shape[0]

@@ -19,9 +19,10 @@ from typing import Dict, Iterator, List
 import pytest
 import torch
 from safetensors.torch import save
+from test_checkpoint_2025 import dinov3_file, dinov3_maps, timm_copy
 
 from conftest import REPO, TINY, randomize
-from convnext_dense import ConvNeXt
+from convnext_dense import ConvNeXt, load_backbone_checkpoint
 from convnext_dense.checkpoint import hub
 from convnext_dense.checkpoint.reader import read_checkpoint
 
@@ -105,14 +106,20 @@ class HubHandler(http.server.BaseHTTPRequestHandler):
 
 # What one subprocess runs: each case prints `name: OK <detail>` or `name: <ErrorType>: <message>`.
 PROBE = r'''
-import sys, torch
+import os, sys, torch
 from mmengine.runner import load_checkpoint
 from convnext_dense import ConvNeXt, load_backbone_checkpoint
 TINY = dict(depths=(1, 1, 2, 1), channels=(8, 16, 24, 32))
 for case in sys.argv[1:]:
     name, _, target = case.partition('=')
     try:
-        if name.startswith('load_from'):
+        if name.startswith('maps'):  # the maps of a fixed image, saved as HF_HOME/NAME.pt
+            model = ConvNeXt(arch=TINY)
+            detail = load_backbone_checkpoint(model, target).layout
+            x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                torch.save(dict(x=x, maps=list(model.eval()(x))), os.path.join(os.environ['HF_HOME'], name + '.pt'))
+        elif name.startswith('load_from'):
             model = torch.nn.Module()
             model.backbone = ConvNeXt(arch=TINY)
             load_checkpoint(model, target)
@@ -140,6 +147,11 @@ def probe(hub_: Hub, home: Path, cases: Dict[str, str], offline: bool = False) -
     return dict(line.split(': ', 1) for line in lines)
 
 
+def timm_dinov3_bytes(seed: int) -> bytes:
+    """A DINOv3 ConvNeXt in timm's layout (``timm/convnext_*.dinov3_lvd1689m``): ``test_checkpoint_2025``'s rules."""
+    return save({k: v.contiguous() for k, v in timm_copy(dinov3_file(seed)).items()})
+
+
 def gamma_sum(data: bytes) -> float:
     sd = torch.load(io.BytesIO(data), weights_only=True)
     gamma = sd['state_dict']['backbone.stages.0.0.gamma'] if 'state_dict' in sd else sd['stages.0.0.gamma']
@@ -156,6 +168,7 @@ def served() -> Iterator[Hub]:
                             'open_clip_config.json': b'{}'},
         'org/several': {'a.pth': backbone_bytes('pth', 3), 'b.pth': backbone_bytes('pth', 4)},
         'org/whole': {'sub/whole.pth': backbone_bytes('whole', 5)},
+        'timm/convnext_tiny.dinov3-like': {'model.safetensors': timm_dinov3_bytes(6), 'config.json': b'{}'},
     }
     hub_.gated = {'facebook/gated'}
     yield hub_
@@ -171,7 +184,8 @@ def online(served, tmp_path_factory):
         'repo': 'hf://facebook/dinov3-like', 'two_formats': 'hf://laion/CLIP-like',
         'file': 'hf://org/several/b.pth', 'several': 'hf://org/several', 'gated': 'hf://facebook/gated',
         'no_repo': 'hf://org/nothing', 'no_file': 'hf://org/several/c.pth', 'bad_name': 'hf://org',
-        'init_cfg': 'hf://org/several/a.pth', 'load_from': 'hf://org/whole/sub/whole.pth'})
+        'init_cfg': 'hf://org/several/a.pth', 'load_from': 'hf://org/whole/sub/whole.pth',
+        'maps_timm_dinov3': 'hf://timm/convnext_tiny.dinov3-like'})
     return results, home, list(served.requests)
 
 
@@ -192,6 +206,25 @@ def test_names_load_through_the_hub_with_one_line_errors(online, served):
     assert results['bad_name'].startswith("ValueError: checkpoint 'hf://org': expected hf://ORG/REPO")
     assert results['init_cfg'] == f'OK {gamma_sum(served.repos["org/several"]["a.pth"])}'
     assert results['load_from'] == f'OK {gamma_sum(served.repos["org/whole"]["sub/whole.pth"])}'
+
+
+def test_a_timm_dinov3_repo_gives_the_maps_of_its_file_on_disk(online, served, tmp_path):
+    """hf://ORG/REPO of a timm-layout DINOv3 ConvNeXt: the file the hub serves, read from disk, gives the same maps
+    (DINOv3's own: its final norm on stage 3)."""
+    results, home, _ = online
+    assert results['maps_timm_dinov3'] == 'OK timm_dinov3'
+    hub_run = torch.load(home / 'maps_timm_dinov3.pt', weights_only=True)
+    path = tmp_path / 'model.safetensors'
+    path.write_bytes(served.repos['timm/convnext_tiny.dinov3-like']['model.safetensors'])
+    model = ConvNeXt(arch=TINY)
+    assert load_backbone_checkpoint(model, path).layout == 'timm_dinov3'
+    with torch.no_grad():
+        from_disk = model.eval()(hub_run['x'])
+    dense, _ = dinov3_maps(dinov3_file(6), hub_run['x'])
+    assert len(hub_run['maps']) == len(from_disk) == len(dense) == 4
+    for hub_map, disk_map, want in zip(hub_run['maps'], from_disk, dense):
+        torch.testing.assert_close(hub_map, disk_map, rtol=0, atol=1e-5)
+        torch.testing.assert_close(disk_map, want, rtol=0, atol=1e-5)
 
 
 def test_offline_names_resolve_from_the_cache_or_fail_clearly(online, served):

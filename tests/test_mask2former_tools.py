@@ -6,7 +6,7 @@ our ``tools/infer.py`` and the mm inferencers.
 
 Each model is trained once (the module fixture starts the three runs together, then the three test runs) and its
 checkpoint reused. Panoptic needs the ``panopticapi`` module, which no PyPI package provides next to numpy 2 but
-``panopticapi-lite`` installed without its dependencies (README: Panoptic segmentation); without it the panoptic
+``panopticapi-lite`` installed without its dependencies (docs/recipes.md, Mask2Former); without it the panoptic
 tests are skipped with that command as the reason, the others run.
 """
 import importlib.util
@@ -20,10 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from learning import assert_moved_by_the_steps, train_records
 from test_stock_tools import stock_tool
 
 from conftest import REPO, finish, tool
 from convnext_dense import output_shape
+from convnext_dense.checkpoint import read_checkpoint
 from convnext_dense.synthetic import ade
 from convnext_dense.synthetic.panoptic import CLASSES as PANOPTIC_CLASSES
 from convnext_dense.synthetic.panoptic import id2rgb, write_coco_panoptic_demo
@@ -87,6 +89,23 @@ def test_trains_through_the_stock_tool_with_the_recipes_optimizer(runs, kind):
     assert table['backbone'] == {(0.1, 0.0), (0.1, 0.05)}
     for hook in ('DatasetCheckHook', 'NonFiniteLossHook', 'CheckpointFitHook', 'AtomicCheckpointHook'):
         assert re.search(rf'^\(\w+\s*\) {hook}\s*$', log, re.M), hook  # the runner's table of registered hooks
+
+
+@pytest.mark.parametrize('kind', ['seg', 'ins', pytest.param('pan', marks=needs_panopticapi)])
+def test_training_moves_the_head_by_the_recipes_steps(runs, kind):
+    """Learning, not only a loss that exists: every LayerNorm of the head's pixel-decoder encoder and transformer
+    decoder (weight 1, bias 0 at init: mmdet's Mask2Former initialises only its matrices) moved in the two
+    iterations, the largest by about two Adam steps of the head's learning rate (the base lr: 1x in the table
+    above)."""
+    records = train_records(runs[kind]['work'])
+    assert [r['iter'] for r in records] == [1, 2]
+    head = 'decode_head' if kind == 'seg' else 'panoptic_head'
+    state = read_checkpoint(runs[kind]['checkpoint'])['state_dict']
+    names = [name for name in state if re.fullmatch(
+        rf'{head}\.(pixel_decoder\.encoder\.layers\.\d+\.norms\.\d+|transformer_decoder\.layers\.\d+\.norms\.\d+|'
+        r'transformer_decoder\.post_norm)\.(weight|bias)', name)]
+    assert len(names) == 2 * (2 + 2 * 3 + 1)  # the shrunk head: 1 encoder layer (2 norms), 2 decoder layers (3 each)
+    assert_moved_by_the_steps(state, names, sum(r['base_lr'] for r in records))
 
 
 def test_semantic_evaluates_and_infers(runs, tmp_path, monkeypatch):

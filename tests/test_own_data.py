@@ -3,7 +3,7 @@ data root, and fine-tuning a checkpoint of another class count; through mmdet's 
 
 The data is generated: a 3-class COCO-format dataset whose categories are renamed and numbered 7, 3, 12 (the demo's
 shapes, the fourth dropped), and the 5-class ADE20K-layout demo dataset with its own palette and class names. The
-templates (``configs/own_data/``) are used as the README says: copied and their data block edited; the copies inherit
+templates (``configs/own_data/``) are used as docs/own_data.md says: copied and their data block edited; copies inherit
 the tiny test configs instead of the full recipes (``tests/configs/tiny_{det,seg}.py``), to train on CPU in seconds.
 The mismatch runs use the templates' real bases (Cascade Mask R-CNN and UperNet with ConvNeXt-T): each stops before
 its first iteration, so the recipes' size costs only their build. All processes start from one module-scoped fixture
@@ -236,3 +236,22 @@ def test_classes_in_another_order_than_the_file_stop_naming_the_order(tmp_path):
                                          r"\('wheel', 'box', 'sail'\)$"):
         check_dataset_config(cfg, 'train_dataloader.dataset')
     check_dataset_config(dict(cfg, metainfo=dict(classes=NAMES[::2])), 'train_dataloader.dataset')  # a subset: fine
+    # a subset in another order: mmdet's get_cat_ids(cat_names=classes) keeps the file's order, so 'sail' would name
+    # the wheels
+    with pytest.raises(ValueError, match=r"^train_dataloader\.dataset\.metainfo\.classes: .*train\.json lists "
+                                         r"these categories in another order; .* list the classes as "
+                                         r"\('wheel', 'sail'\)$"):
+        check_dataset_config(dict(cfg, metainfo=dict(classes=('sail', 'wheel'))), 'train_dataloader.dataset')
+
+
+def test_a_subset_of_classes_in_another_order_stops_the_run_at_start_up(tmp_path, monkeypatch):
+    """The detector template with two of the file's three categories, listed against the file's order: the run
+    stops before building its datasets, naming the annotation file and the order to use."""
+    coco = own_coco(tmp_path / 'coco')
+    monkeypatch.setenv('DATA_ROOT', f'{coco}/')
+    config = user_config(DET_TEMPLATE, tmp_path / 'det.py', base=TINY_DET, classes="('sail', 'wheel')")
+    with pytest.raises(ValueError, match=rf"^train_dataloader\.dataset\.metainfo\.classes: {re.escape(str(coco))}/"
+                                         r"annotations/train\.json lists these categories in another order; mmdet "
+                                         r"numbers the labels in the file's order, so list the classes as "
+                                         r"\('wheel', 'sail'\)$"):
+        from_cfg(config, tmp_path).train()

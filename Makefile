@@ -32,10 +32,12 @@ demo-seg: setup
 		--out-dir work_dirs/demo_seg/infer
 
 # `make test` builds the manual (docs/, mkdocs.yml) with --strict, so a broken link or a moved heading fails it, and
-# ends with the package as a user installs it: the wheel built and installed into a fresh environment next to .venv's
+# ends with the package as users install it: the wheel with no extras in an environment that has torch and no
+# OpenMMLab package (tests/installed/core_only.sh), then the wheel installed into a fresh environment next to .venv's
 # stack, used from outside the checkout (tests/installed/run.sh).
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m mkdocs build --strict --site-dir build/site
 	$(PY) -m pytest tests
+	PY=$(PY) bash tests/installed/core_only.sh
 	PY=$(PY) bash tests/installed/run.sh

@@ -1,4 +1,4 @@
-"""convnext_dense: ConvNeXt (V1 and V2) backbones, checkpoint loading and layer decay for mmdet and mmseg."""
+"""convnext_dense: ConvNeXt (V1 and V2) backbones, checkpoints and layer decay in PyTorch, for mmdet and mmseg."""
 import re
 import shutil
 from pathlib import Path
@@ -53,9 +53,21 @@ def read_version() -> str:
 # Python >= 3.10: the tests use zip(..., strict=True), and torch 2.13 (what tools/setup_env.sh installs) and the
 # current safetensors and onnx releases require it. The package modules themselves use no syntax or standard-library
 # call newer than 3.8.
+# The model core (backbones, checkpoint layouts, layer-decay groups) needs only these, so a plain PyTorch, HF Trainer
+# or detectron2 user installs no OpenMMLab package (docs/without_openmmlab.md; tests/installed/core_only.sh installs
+# the wheel where mmengine cannot be imported). torch >= 2.4: the blocks' CPU inference path calls
+# torch.compiler.is_compiling (2.3) and the autocast queries by device type (2.4); the checkpoint reader's allow-list
+# takes (global, name) pairs from torch 2.6 on (below it, files holding more than tensors, such as mmengine runner
+# checkpoints, are refused). Tested with torch 2.13 only. filelock, tqdm: one process downloads a checkpoint URL
+# while the others wait; its progress bar.
+CORE = ['torch>=2.4', 'numpy', 'safetensors', 'filelock', 'tqdm']
+# What the OpenMMLab integration (registries, configs, hooks, the optimizer constructor) adds: mmengine, with the
+# setuptools it needs: mmengine 0.10 imports pkg_resources at run time (to resolve `mmdet::` configs), and
+# setuptools 81 removed it.
+MMENGINE = ['mmengine>=0.10.0,<0.11.0', 'setuptools<81']
 MMCV = 'mmcv>=2.0.0,<2.2.0'  # mmdet 3.3 and mmseg 1.2 reject mmcv >= 2.2.0
-DET = [MMCV, 'mmdet>=3.1.0,<3.4.0', 'pycocotools']
-SEG = [MMCV, 'mmsegmentation>=1.1.0,<1.3.0', 'ftfy', 'regex']
+DET = [*MMENGINE, MMCV, 'mmdet>=3.1.0,<3.4.0', 'pycocotools']
+SEG = [*MMENGINE, MMCV, 'mmsegmentation>=1.1.0,<1.3.0', 'ftfy', 'regex']
 # hf:// checkpoint names. 0.x, 1.x and 2.x use different HTTP stacks (requests, httpx, httpx2): the tests ran
 # against 1.0.0, 1.33 and 2.4
 HF = ['huggingface_hub>=1.0,<3']
@@ -71,20 +83,18 @@ setup(
     packages=find_packages(include=['convnext_dense', 'convnext_dense.*']),
     py_modules=[HOOK],
     cmdclass={'build_py': BuildPy},
-    # mmengine 0.10 imports pkg_resources at run time (to resolve `mmdet::` configs); setuptools 81 removed it.
-    # filelock, tqdm: one process downloads a checkpoint URL while the others wait; its progress bar
-    install_requires=['torch>=1.13', 'mmengine>=0.10.0,<0.11.0', 'setuptools<81', 'numpy', 'safetensors', 'filelock',
-                      'tqdm'],
+    install_requires=CORE,
     extras_require={
         'det': DET,
         'seg': SEG,
         'hf': HF,
         'all': sorted(set(DET + SEG + HF)),
         'export': ['onnx', 'onnxscript', 'onnxruntime'],  # onnxscript: torch's torch.export-based ONNX exporter
-        # ruff: the linter `make test` runs; huggingface_hub: the hf:// tests
-        'tests': ['pytest', 'ruff>=0.4', 'onnx', 'onnxscript', 'onnxruntime', *HF],
+        # ruff: the linter `make test` runs; mkdocs: the docs site `make test` builds (broken links fail it);
+        # huggingface_hub: the hf:// tests
+        'tests': ['pytest', 'ruff>=0.4', 'mkdocs>=1.6,<2', 'onnx', 'onnxscript', 'onnxruntime', *HF],
         # the peers tools/benchmark.py compares with; installed by hand only, never by the set-up or `all`: timm
-        # needs a torchvision built for the installed torch (see the README's Performance section)
+        # needs a torchvision built for the installed torch (see docs/benchmarks.md)
         'bench': ['timm', 'mmpretrain>=1.2.0'],
     },
 )

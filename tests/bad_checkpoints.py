@@ -356,6 +356,7 @@ def _paths(folder: Path) -> Dict[str, Callable[[Path], None]]:
 
     def init_cfg(path: Path) -> None:
         backbone.init_cfg = dict(type='Pretrained', checkpoint=str(path))
+        backbone.is_init = False  # each file a first init: a second init_weights keeps the weights (mmengine's rule)
         backbone.init_weights()
 
     def load_from(path: Path) -> None:  # what Runner.load_checkpoint does

@@ -6,7 +6,7 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from convnext_dense import ConvNeXt
+from convnext_dense import ConvNeXt, ConvNeXtRoadmap, layer_decay_param_groups
 
 
 def official_layer_id(name: str, num_layers: int) -> int:
@@ -159,7 +159,7 @@ def test_amp_wrapper_and_ddp(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize('model, kwargs, match', [
-    (nn.Sequential(nn.Linear(2, 2)), {}, 'exactly one convnext_dense.ConvNeXt'),
+    (nn.Sequential(nn.Linear(2, 2)), {}, r'exactly one backbone with num_layers\(\) and layer_id'),
     (Detector('atto'), dict(decay_type='block_wise'), "decay_type='block_wise'"),
     (Detector('atto'), dict(decay_rate=0.0), 'decay_rate=0.0'),
     (Detector('atto'), dict(decay_rate=1.5), 'decay_rate=1.5'),
@@ -170,3 +170,90 @@ def test_errors(model, kwargs, match):
     kwargs = dict(dict(decay_rate=0.7), **kwargs)
     with pytest.raises(ValueError, match=match):
         build(model, **kwargs)
+
+
+def plain_per_parameter(groups, model):
+    """{name: (lr, weight_decay)} from ``layer_decay_param_groups``' groups, each parameter in one group only."""
+    by_id = {}
+    for group in groups:
+        assert set(group) == {'params', 'lr', 'weight_decay'}
+        for p in group['params']:
+            assert id(p) not in by_id
+            by_id[id(p)] = (group['lr'], group['weight_decay'])
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
+def with_4d_bias(model: nn.Module) -> nn.Module:
+    """``model`` with a module holding a 4-D ``bias`` and ``weight``, as some heads have (per-channel offsets)."""
+    model.offset = nn.Module()
+    model.offset.weight = nn.Parameter(torch.ones(1, 8, 1, 1))
+    model.offset.bias = nn.Parameter(torch.zeros(1, 8, 1, 1))
+    return model
+
+
+@pytest.mark.parametrize('model, decay_type, num_layers', [
+    (with_4d_bias(Detector('tiny')), 'layer_wise', None), (Detector('small'), 'stage_wise', 12),
+    (Detector('tiny', frozen_stages=1), 'layer_wise', 8),
+    (nn.ModuleDict(dict(backbone=ConvNeXtRoadmap('resnet'), neck=nn.Conv2d(2048, 8, 1))), 'layer_wise', None),
+    (ConvNeXt('atto'), 'stage_wise', None)])  # the backbone alone: no neck, nothing at the base lr but its norms
+def test_plain_param_groups_equal_the_mm_constructors(model, decay_type, num_layers):
+    """``convnext_dense.layer_decay_param_groups`` gives every parameter the lr and weight decay the mmengine
+    constructor gives it, exactly, and leaves out the frozen ones as it does."""
+    groups = layer_decay_param_groups(model, lr=2e-4, weight_decay=0.05, decay_rate=0.7, decay_type=decay_type,
+                                      num_layers=num_layers)
+    plain = plain_per_parameter(groups, model)
+    assert plain == per_parameter(build(model, 0.7, decay_type, num_layers), model)
+    assert set(plain) == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert len(groups) == len({(g['lr'], g['weight_decay']) for g in groups})
+    torch.optim.AdamW(groups)  # takes them as they are
+
+
+def test_plain_param_groups_follow_the_official_rule_and_leave_out_frozen():
+    model = with_4d_bias(Detector('tiny', frozen_stages=0))
+    plain = plain_per_parameter(layer_decay_param_groups(model, 1.0, 0.05, 0.5), model)
+    assert plain['offset.bias'] == (1.0, 0.0) and plain['offset.weight'] == (1.0, 0.05)  # by name, not by shape
+    assert 'backbone.downsample_layers.0.0.weight' not in plain and 'backbone.stages.0.2.gamma' not in plain
+    assert plain['backbone.stages.1.0.pwconv1.weight'] == (0.5**(7 - official_layer_id(
+        'backbone.stages.1.0.pwconv1.weight', 6)), 0.05)
+    assert plain['backbone.stages.1.0.pwconv1.bias'][1] == plain['backbone.norm3.weight'][1] == 0.0
+    assert plain['neck.weight'] == (1.0, 0.05) and plain['neck.bias'] == plain['head.bias'] == (1.0, 0.0)
+
+
+@pytest.mark.parametrize('model, kwargs, error, match', [
+    (nn.Linear(2, 2), {}, ValueError, r'exactly one backbone with num_layers\(\) and layer_id.*found 0'),
+    (nn.ModuleList([ConvNeXt('atto'), ConvNeXt('atto')]), {}, ValueError, r"found 2 in ModuleList: \['0', '1'\]"),
+    (Detector('atto'), dict(decay_rate=0.0), ValueError, r'decay_rate=0.0 must be in \(0, 1\]'),
+    (Detector('atto'), dict(decay_rate='0.7'), TypeError, "decay_rate='0.7' must be a number"),
+    (Detector('atto'), dict(decay_type='block_wise'), ValueError, "decay_type='block_wise' is unknown; valid"),
+    (Detector('small'), dict(num_layers=6), ValueError, 'num_layers=6 is smaller than the 12 layers of the ConvNeXt'),
+    (Detector('atto'), dict(num_layers=6.5), TypeError, 'num_layers=6.5 must be an int'),
+    (Detector('atto'), dict(lr=-1.0), ValueError, 'lr=-1.0 must be >= 0'),
+    (Detector('atto'), dict(weight_decay=None), TypeError, 'weight_decay=None must be a number'),
+])
+def test_plain_param_groups_errors(model, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        layer_decay_param_groups(model, **dict(dict(lr=1e-4, weight_decay=0.05, decay_rate=0.7), **kwargs))
+
+
+class TwoLayerBackbone(nn.Module):
+    """Not a ConvNeXt: any backbone that answers num_layers() and layer_id() gets the rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.top = nn.Linear(2, 4), nn.Linear(4, 4)
+
+    def num_layers(self):
+        return 1
+
+    def layer_id(self, name, decay_type, num_layers):
+        return 0 if name.startswith('stem.') else num_layers
+
+
+def test_the_backbone_is_found_by_its_protocol_not_its_class():
+    model = nn.ModuleDict(dict(backbone=TwoLayerBackbone(), head=nn.Linear(4, 2)))
+    model.encoder = nn.Module()
+    model.encoder.num_layers = 6  # an attribute, as mmdet's transformer encoders have: not a backbone
+    plain = plain_per_parameter(layer_decay_param_groups(model, 2e-4, 0.05, 0.5), model)
+    assert plain == per_parameter(build(model, 0.5), model)
+    assert plain['backbone.stem.weight'] == (2e-4 / 4, 0.05) and plain['backbone.top.bias'] == (2e-4 / 2, 0.0)
+    assert plain['head.weight'] == (2e-4, 0.05)

@@ -1,18 +1,28 @@
 """Reading checkpoint files without running code stored in them.
 
-Files are read with ``torch.load(weights_only=True)`` and an allow-list of the few harmless globals that mmengine's
-own runner checkpoints contain, or with safetensors; a URL is read from its copy in the download cache
-(``download``). Nothing here knows about ConvNeXt.
+Files are read with ``torch.load(weights_only=True)`` plus an allow-list of a few harmless globals, or with
+safetensors; a URL is read from its copy in the download cache (``download``). Nothing here knows about ConvNeXt.
+
+What reads, with PyTorch alone: plain tensors and containers (a state dict, or a dict holding one), ``.safetensors``
+files, and numpy arrays, dtypes and scalars in files that need nothing else. Where mmengine can be imported, the
+allow-list also takes the ``HistoryBuffer`` objects of an mmengine runner checkpoint's message hub (imported on the
+first read), so such a file (``--resume``, ``load_from``) reads too; without mmengine that file is refused with a
+ValueError naming the global. Nothing outside the allow-list is ever unpickled.
+
+The allow-list needs torch >= 2.6, the first to take (global, name) pairs in ``torch.serialization.safe_globals``
+(numpy keeps its reconstructors under two module names, and ``getattr`` is allowed only for HistoryBuffer's
+statistics). With torch 2.4 and 2.5 ``weights_only=True`` reads plain tensors and containers only: published
+weights and safetensors load, numpy arrays and runner checkpoints are refused with an error saying so.
 """
+import functools
 import os
 import pickle
 import re
 from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, List, Tuple, Union
+from typing import Any, Callable, ContextManager, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.logging.history_buffer import HistoryBuffer
 from safetensors.torch import load_file as load_safetensors
 
 from .download import URL_SCHEMES, resolve
@@ -21,29 +31,43 @@ from .hub import HF_SCHEME
 _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')  # HistoryBuffer's default statistics methods
 
 
+@functools.lru_cache(maxsize=None)
+def _history_buffer() -> Optional[type]:
+    """mmengine's ``HistoryBuffer`` where mmengine can be imported, else None (a runner checkpoint is refused)."""
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer  # lazy: the core needs no mmengine
+    except ImportError:
+        return None
+    return HistoryBuffer
+
+
 def _history_buffer_method(owner: type, name: str) -> Callable:
     """``getattr`` as the unpickler may call it: only for the statistics methods a ``HistoryBuffer`` pickles.
 
     A saved ``HistoryBuffer`` keeps its statistics methods, which pickle as ``getattr(HistoryBuffer, 'mean')``. A
     general ``getattr`` would hand a crafted file any attribute of any allowed object, so only these are served.
     """
-    if owner is not HistoryBuffer or not (name in _HISTORY_BUFFER_STATISTICS
-                                          or name in HistoryBuffer._statistics_methods):
+    history_buffer = _history_buffer()
+    if history_buffer is None or owner is not history_buffer or not (
+            name in _HISTORY_BUFFER_STATISTICS or name in history_buffer._statistics_methods):
         raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed; only HistoryBuffer statistics '
                                      f'methods {_HISTORY_BUFFER_STATISTICS} are')
     return getattr(owner, name)
 
 
 def _safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
-    """The globals an mmengine runner checkpoint needs beyond plain tensors (found by saving one with torch 2.13).
+    """The globals an mmengine runner checkpoint needs beyond plain tensors (found by saving one with torch 2.13);
+    the numpy ones without mmengine.
 
     The message hub holds ``HistoryBuffer`` objects (numpy arrays inside) and numpy scalars. numpy 2 pickles its
     reconstructors under ``numpy._core``, numpy 1 under ``numpy.core``; both names map to the same functions.
     """
     reconstruct = np.zeros(1).__reduce__()[0]  # the array reconstructor, whatever module numpy keeps it in
     scalar = np.float64(0).__reduce__()[0]
-    allowed: List[Union[Callable, Tuple[Callable, str]]] = [
-        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), np.ndarray, np.dtype]
+    allowed: List[Union[Callable, Tuple[Callable, str]]] = [np.ndarray, np.dtype]
+    history_buffer = _history_buffer()
+    if history_buffer is not None:
+        allowed += [history_buffer, (_history_buffer_method, 'builtins.getattr')]
     for package in ('numpy.core', 'numpy._core'):
         allowed += [(reconstruct, f'{package}.multiarray._reconstruct'), (scalar, f'{package}.multiarray.scalar')]
     # Unpickling a dtype builds an instance of its class: float64 and int64 in HistoryBuffer and runtime info;
@@ -52,8 +76,7 @@ def _safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     return allowed
 
 
-# torch >= 2.6 takes (global, name) pairs, needed for the numpy aliases and the restricted getattr; with older torch,
-# files read with weights_only=True may hold plain tensors and containers only (no mmengine message hub).
+# (global, name) pairs: torch >= 2.6 (module docstring). TorchVersion compares as a version, not as a string.
 ALLOW_LIST_SUPPORTED = torch.__version__ >= '2.6'
 
 
@@ -105,10 +128,15 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
         # torch's message wraps the refused global in advice to allow-list it; name only the global.
         refused = re.search(r'GLOBAL ([\w.]+)', str(e))
         reason = f'unpickling it would call {refused.group(1)}' if refused else str(e).splitlines()[0].strip()
-        upgrade = '' if ALLOW_LIST_SUPPORTED else '; torch >= 2.6 also reads mmengine runner checkpoints safely'
+        if not ALLOW_LIST_SUPPORTED:
+            hint = '; torch >= 2.6 also reads mmengine runner checkpoints safely'
+        elif refused and refused.group(1).startswith('mmengine.') and _history_buffer() is None:
+            hint = '; an mmengine runner checkpoint (its message hub) reads where mmengine is installed'
+        else:
+            hint = ''
         raise ValueError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense reads '
                          'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
-                         f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{upgrade}'
+                         f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{hint}'
                          ) from e
     except Exception as e:  # torch.load parses an untrusted file: struct, assertion, memory errors all mean a bad file
         raise ValueError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or not a '

@@ -4,19 +4,19 @@ The arch table (``convnext_dense.specs.arch``) and the layer-decay rule (``ConvN
 ConvNeXt repository (``object_detection/`` and ``semantic_segmentation/``). Parameter names equal the official
 ones (``downsample_layers.{i}.{0,1}``, ``stages.{i}.{j}.*``, ``norm{i}``), so official weights load without renaming.
 """
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
+from .base import InitCfg, InitWeightsModule
 from .layer_decay import convnext_layer_id, num_decay_layers
 from .layers import ConvNeXtBlock, LayerNorm2d, depthwise_weights_in_grad_strides
 
 
-class ConvNeXt(BaseModule):
+class ConvNeXt(InitWeightsModule):
     """ConvNeXt backbone returning stage-wise feature maps (strides 4, 8, 16, 32), each through its own LayerNorm.
 
     Args:
@@ -37,9 +37,10 @@ class ConvNeXt(BaseModule):
             channels-last tensors.
         norm_eps: The eps of every LayerNorm (stem, downsampling, blocks, output norms); None takes the arch's
             (``specs.arch.arch_norm_eps``: 1e-5 for xxlarge, else 1e-6). Default: None.
-        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any
-            common ConvNeXt checkpoint layout (see ``convnext_dense.checkpoint``) from a local file or an http(s)
-            URL. Default: None.
+        init_cfg: What ``init_weights`` does, in mmengine's format (``models.base``): None, the official
+            truncated-normal init; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads any common ConvNeXt
+            checkpoint layout (see ``convnext_dense.checkpoint``) from a local file, an http(s) URL or an hf:// name;
+            mmengine's initializers (``Kaiming`` ...) where mmengine is installed. Default: None.
     """
 
     def __init__(self,
@@ -53,7 +54,7 @@ class ConvNeXt(BaseModule):
                  with_cp: bool = False,
                  channels_last: bool = True,
                  norm_eps: Optional[float] = None,
-                 init_cfg: Optional[Union[dict, list]] = None) -> None:
+                 init_cfg: InitCfg = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_depths, self.arch_channels = resolve_arch(arch)
         num_arch_stages = len(self.arch_depths)
@@ -118,11 +119,15 @@ class ConvNeXt(BaseModule):
         self._freeze_stages()
         return self
 
-    def init_weights(self) -> None:
-        """Truncated-normal init as in the official code, or load the checkpoint named by a Pretrained init_cfg."""
+    def default_init(self) -> None:
+        """The official init (``trunc_normal_init``), what ``init_weights`` does without a Pretrained init_cfg."""
+        trunc_normal_init(self)
+
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
+                        map_location: Union[str, torch.device, None] = 'cpu') -> None:
+        """Load any common ConvNeXt checkpoint layout (``checkpoint.load_backbone_checkpoint``); init_cfg's path."""
         from ..checkpoint.loading import load_backbone_checkpoint  # lazy: the loader needs no model code
-        if not load_or_init(self, load_backbone_checkpoint):
-            super().init_weights()
+        load_backbone_checkpoint(self, checkpoint, prefix=prefix, map_location=map_location)
 
     # Layer-wise learning-rate decay: the backbone owns the knowledge of which layer a parameter belongs to.
     def num_layers(self) -> int:
@@ -156,18 +161,6 @@ def trunc_normal_init(model: nn.Module) -> None:
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def load_or_init(model: BaseModule, load: Callable[..., object]) -> bool:
-    """Load the checkpoint a ``Pretrained`` init_cfg names with ``load(model, path, prefix=, map_location=)`` and
-    return True; without one, the truncated-normal init and False (the caller then runs mmengine's init)."""
-    cfg = model.init_cfg
-    if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-        load(model, cfg['checkpoint'], prefix=cfg.get('prefix'), map_location=cfg.get('map_location', 'cpu'))
-        model._is_init = True
-        return True
-    trunc_normal_init(model)
-    return False
 
 
 def drop_path_rates(rate: float, depths: Sequence[int]) -> List[List[float]]:

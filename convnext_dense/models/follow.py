@@ -10,7 +10,6 @@ built for that on the meta device (no memory, no weights read); the model is the
 from typing import Any, Dict, Sequence, Union
 
 import torch
-from mmengine.registry import MODELS
 
 READERS = ('neck', 'decode_head', 'auxiliary_head')  # the parts that read the backbone's maps
 
@@ -37,6 +36,7 @@ def FollowBackbone(model_type: str, backbone: Dict[str, Any], **model: Any) -> t
         TypeError: The backbone has no ``output_shape()``.
         ValueError: A reader's config sets ``in_channels`` to other channels than the backbone returns.
     """
+    from mmengine.registry import MODELS  # lazy: a registry build calls this, so mmengine is there; the core needs none
     with torch.device('meta'):
         built = MODELS.build(dict(backbone, init_cfg=None))
     if not callable(getattr(built, 'output_shape', None)):

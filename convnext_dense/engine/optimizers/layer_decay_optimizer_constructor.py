@@ -2,38 +2,26 @@
 
 The rule is the official one of the ConvNeXt dense-prediction code (``object_detection/mmcv_custom`` and
 ``semantic_segmentation/mmcv_custom``): parameter p with layer id i gets ``lr = base_lr * decay_rate ** (L + 1 - i)``
-and no weight decay when it is 1-D or a bias. Which layer a parameter belongs to is answered by
-``ConvNeXt.layer_id`` (``ConvNeXtRoadmap.layer_id`` for the roadmap's backbones, the same rule on their names);
-everything outside the backbone's stages (output norms, neck, heads) is layer L + 1.
+and no weight decay when it is 1-D or a bias. It lives in ``models.layer_decay`` (``LayerDecay``: the backbone, found
+as the one module with ``num_layers()`` and ``layer_id()``, each parameter's layer id, lr scale and weight-decay
+exemption), which ``convnext_dense.layer_decay_param_groups`` also uses for plain PyTorch optimizers; this
+constructor adds mmengine's options on top. Everything outside the backbone's stages (output norms, neck, heads) is
+layer L + 1.
 
 Recipes written for mmengine's default constructor (Mask2Former's: no weight decay for norms and query / level
 embeddings, but decay for the head's other biases) keep that treatment outside the backbone with
 ``paramwise_cfg.outside_backbone='mmengine'``.
 """
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional
 
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
-from ...models.backbone import ConvNeXt
-from ...models.layer_decay import check_decay_type
-from ...models.roadmap.backbone import ConvNeXtRoadmap
+from ...models.layer_decay import DecayedParameter, LayerDecay
 from ...utils.logging import print_log
 
-DECAY_BACKBONES = (ConvNeXt, ConvNeXtRoadmap)  # the backbones that answer num_layers() and layer_id()
-
 OUTSIDE_BACKBONE_RULES = ('convnext', 'mmengine')
-
-
-def find_convnext(model: nn.Module) -> Tuple[str, Union[ConvNeXt, ConvNeXtRoadmap]]:
-    """The (name, module) of the single ConvNeXt (or ConvNeXtRoadmap) inside ``model``; ValueError if there is none
-    or several."""
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, DECAY_BACKBONES)]
-    if len(found) != 1:
-        raise ValueError(f'layer decay needs exactly one convnext_dense.ConvNeXt or ConvNeXtRoadmap backbone in the '
-                         f'model, found {len(found)} in {type(model).__name__}: {[name for name, _ in found]}')
-    return found[0]
 
 
 class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
@@ -55,17 +43,8 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
                    is_dcn_module: Optional[float] = None) -> None:
-        decay_rate = float(self.paramwise_cfg.get('decay_rate', 1.0))
-        decay_type = check_decay_type(self.paramwise_cfg.get('decay_type', 'layer_wise'))
-        if not 0 < decay_rate <= 1:
-            raise ValueError(f'paramwise_cfg.decay_rate={decay_rate} must be in (0, 1]')
-        backbone_name, backbone = find_convnext(module)
-        needed = backbone.num_layers()
-        num_layers = self.paramwise_cfg.get('num_layers', needed)
-        if num_layers < needed:
-            raise ValueError(f'paramwise_cfg.num_layers={num_layers} is smaller than the {needed} layers of the '
-                             f'ConvNeXt backbone (depths {backbone.arch_depths}): its lower layers would get lr scales '
-                             f'above 1. Use num_layers >= {needed}, or leave it out to derive it.')
+        rule = LayerDecay(module, self.paramwise_cfg.get('decay_rate', 1.0),
+                          self.paramwise_cfg.get('decay_type', 'layer_wise'), self.paramwise_cfg.get('num_layers'))
         outside = self.paramwise_cfg.get('outside_backbone', 'convnext')
         if outside not in OUTSIDE_BACKBONE_RULES:
             raise ValueError(f'paramwise_cfg.outside_backbone={outside!r}; valid: {OUTSIDE_BACKBONE_RULES}')
@@ -76,36 +55,28 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         groups: Dict[tuple, dict] = {}
         # (layer id, part, lr scale, wd) -> [tensors, numel]; part: the backbone, or the head's module holding it
         table: Dict[tuple, List[int]] = defaultdict(lambda: [0, 0])
-        backbone_prefix = f'{backbone_name}.' if backbone_name else ''
-        for name, param in module.named_parameters():
-            if not param.requires_grad:
-                continue
-            in_backbone = not backbone_prefix or name.startswith(backbone_prefix)
-            layer = backbone.layer_id(name[len(backbone_prefix):], decay_type, num_layers) if in_backbone \
-                else num_layers + 1
-            if stock and not in_backbone:
-                options = dict(stock[id(param)])
+        for p in rule.parameters():
+            if stock and not p.in_backbone:
+                options = dict(stock[id(p.param)])
             else:
-                options = self._convnext_options(name, param, decay_rate**(num_layers + 1 - layer), prefix,
-                                                 custom_keys, sorted_keys)
+                options = self._convnext_options(p, prefix, custom_keys, sorted_keys)
             wd = options.get('weight_decay')
             if wd is None:
                 del options['weight_decay']
             group = groups.setdefault(tuple(sorted(options.items())), dict(params=[], **options))
-            group['params'].append(param)
-            part = backbone_name if in_backbone else '.'.join(name.split('.')[:-1][:2])
-            row = table[(layer, part, options['lr'] / self.base_lr, wd)]
+            group['params'].append(p.param)
+            part = rule.backbone_name if p.in_backbone else '.'.join(p.name.split('.')[:-1][:2])
+            row = table[(p.layer, part, options['lr'] / self.base_lr, wd)]
             row[0] += 1
-            row[1] += param.numel()
+            row[1] += p.param.numel()
         params.extend(groups.values())
-        self._log_table(table, decay_type, decay_rate, num_layers, len(groups))
+        self._log_table(table, rule.decay_type, rule.decay_rate, rule.num_layers, len(groups))
 
-    def _convnext_options(self, name: str, param: nn.Parameter, scale: float, prefix: str, custom_keys: dict,
-                          sorted_keys: List[str]) -> dict:
+    def _convnext_options(self, p: DecayedParameter, prefix: str, custom_keys: dict, sorted_keys: List[str]) -> dict:
         """lr and weight decay of one parameter under the official rule, custom_keys applied on top."""
-        wd = 0.0 if param.ndim == 1 or name.endswith('.bias') else self.base_wd
-        options = dict(lr=self.base_lr * scale, weight_decay=wd)
-        key = next((k for k in sorted_keys if k in f'{prefix}{name}'), None)
+        wd = 0.0 if p.no_weight_decay else self.base_wd
+        options = dict(lr=self.base_lr * p.lr_scale, weight_decay=wd)
+        key = next((k for k in sorted_keys if k in f'{prefix}{p.name}'), None)
         if key is not None:
             options['lr'] *= custom_keys[key].get('lr_mult', 1.0)
             if wd is not None:

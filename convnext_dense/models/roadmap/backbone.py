@@ -28,13 +28,13 @@ them (``bn{k}``, ``ln{k}``). Where the paper leaves a detail open, the choices a
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ...specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, OutputShape, output_shape
 from ...specs.roadmap import Design, RegimeSpec, design, stage_table
-from ..backbone import convnext_stages, drop_path_rates, freeze, load_or_init
+from ..backbone import convnext_stages, drop_path_rates, freeze, trunc_normal_init
+from ..base import InitCfg, InitWeightsModule
 from ..layer_decay import block_layer_id, check_decay_type, convnext_layer_id, num_decay_layers
 from ..layers import DropPath, LayerNorm2d, depthwise_weights_in_grad_strides
 
@@ -103,7 +103,7 @@ class RoadmapBottleneck(nn.Module):
         return self.act(out) if self.act_after_sum else out
 
 
-class ConvNeXtRoadmap(BaseModule):
+class ConvNeXtRoadmap(InitWeightsModule):
     """The backbone of one roadmap step, returning stage-wise maps at strides 4, 8, 16, 32.
 
     Args:
@@ -123,9 +123,11 @@ class ConvNeXtRoadmap(BaseModule):
         with_cp: Recompute each block in the backward pass to save memory. Default: False.
         channels_last: Compute in channels-last memory format; the returned maps are contiguous NCHW either way.
             Default: True.
-        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads a file with
-            this step's names (any ConvNeXt layout at ``separate_downsampling``, see ``convnext_dense.checkpoint``;
-            torchvision's / mmdet's ResNet files at ``resnet``). Default: None.
+        init_cfg: What ``init_weights`` does, in mmengine's format (``models.base``): None, truncated-normal
+            convolutions; ``dict(type='Pretrained', checkpoint=PATH, prefix=...)`` loads a file with this step's
+            names (any ConvNeXt layout at ``separate_downsampling``, see ``convnext_dense.checkpoint``;
+            torchvision's / mmdet's ResNet files at ``resnet``); mmengine's initializers where mmengine is
+            installed. Default: None.
     """
 
     def __init__(self,
@@ -139,7 +141,7 @@ class ConvNeXtRoadmap(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last: bool = True,
-                 init_cfg: Optional[Union[dict, list]] = None) -> None:
+                 init_cfg: InitCfg = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.step, self.regime = step, regime
         self.design = d = design(step, regime)
@@ -236,11 +238,15 @@ class ConvNeXtRoadmap(BaseModule):
                     module.eval()
         return self
 
-    def init_weights(self) -> None:
-        """Truncated-normal convolutions (as ConvNeXt), or load the checkpoint named by a Pretrained init_cfg."""
+    def default_init(self) -> None:
+        """Truncated-normal convolutions as ConvNeXt's (``trunc_normal_init``); the norms keep PyTorch's init."""
+        trunc_normal_init(self)
+
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
+                        map_location: Union[str, torch.device, None] = 'cpu') -> None:
+        """Load a file with this step's names (``roadmap.loading.load_roadmap_checkpoint``); init_cfg's path."""
         from .loading import load_roadmap_checkpoint  # lazy: the loader needs no model code
-        if not load_or_init(self, load_roadmap_checkpoint):
-            super().init_weights()
+        load_roadmap_checkpoint(self, checkpoint, prefix=prefix, map_location=map_location)
 
     # Layer-wise learning-rate decay (``models.layer_decay`` asks these): ConvNeXt's rule, on these names.
     def num_layers(self) -> int:

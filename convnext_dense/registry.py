@@ -11,16 +11,20 @@ the package imports it (``convnext_dense/__init__.py`` runs ``register_all`` whe
 import importlib
 import importlib.util
 
+from mmengine.registry import DATA_SAMPLERS as ROOT_DATA_SAMPLERS
 from mmengine.registry import FUNCTIONS as ROOT_FUNCTIONS
 from mmengine.registry import HOOKS as ROOT_HOOKS
+from mmengine.registry import LOOPS as ROOT_LOOPS
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import STRATEGIES as ROOT_STRATEGIES
 from mmengine.registry import Registry
 
 from .engine.hooks import RELIABILITY_HOOKS
+from .engine.loops import CHECKED_LOOPS
 from .engine.optimizers.layer_decay_optimizer_constructor import ConvNeXtLayerDecayOptimizerConstructor
 from .engine.strategies.fsdp import FSDPStrategy, wrap_convnext_blocks
+from .engine.train_state import ResumableBatchSampler
 from .models import ConvNeXt, ConvNeXtRoadmap
 from .models.follow import FollowBackbone
 from .utils.toolkits import TOOLKITS
@@ -50,6 +54,8 @@ MODELS = ModelRegistry('model', parent=ROOT_MODELS, scope=SCOPE, locations=HERE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optim wrapper constructor', parent=ROOT_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
                                       locations=HERE)
 HOOKS = Registry('hook', parent=ROOT_HOOKS, scope=SCOPE, locations=HERE)
+LOOPS = Registry('loop', parent=ROOT_LOOPS, scope=SCOPE, locations=HERE)
+DATA_SAMPLERS = Registry('data sampler', parent=ROOT_DATA_SAMPLERS, scope=SCOPE, locations=HERE)
 STRATEGIES = Registry('strategy', parent=ROOT_STRATEGIES, scope=SCOPE, locations=HERE)
 FUNCTIONS = Registry('function', parent=ROOT_FUNCTIONS, scope=SCOPE, locations=HERE)
 
@@ -58,6 +64,8 @@ CLASSES = {
     'MODELS': (ConvNeXt, ConvNeXtRoadmap, FollowBackbone),
     'OPTIM_WRAPPER_CONSTRUCTORS': (ConvNeXtLayerDecayOptimizerConstructor,),
     'HOOKS': RELIABILITY_HOOKS,
+    'LOOPS': CHECKED_LOOPS,
+    'DATA_SAMPLERS': (ResumableBatchSampler,),
     'STRATEGIES': (FSDPStrategy,),  # mmengine's registries only: the toolkits have none of these two
     'FUNCTIONS': (wrap_convnext_blocks,),
 }
@@ -65,8 +73,8 @@ CLASSES = {
 
 def _registries():
     """{registry name: registry}: ours, then those of each importable toolkit."""
-    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS,
-               STRATEGIES=STRATEGIES, FUNCTIONS=FUNCTIONS)
+    yield dict(MODELS=MODELS, OPTIM_WRAPPER_CONSTRUCTORS=OPTIM_WRAPPER_CONSTRUCTORS, HOOKS=HOOKS, LOOPS=LOOPS,
+               DATA_SAMPLERS=DATA_SAMPLERS, STRATEGIES=STRATEGIES, FUNCTIONS=FUNCTIONS)
     for toolkit in TOOLKITS:
         try:
             module = importlib.import_module(f'{toolkit}.registry')
@@ -76,7 +84,8 @@ def _registries():
 
 
 def register_all() -> None:
-    """Register the backbone, the optimizer constructor and the hooks in our scope and in each importable toolkit."""
+    """Register the backbone, the optimizer constructor, the hooks, loops and batch sampler in our scope and in each
+    importable toolkit."""
     for registries in _registries():
         for name, registry in registries.items():
             for cls in CLASSES[name]:

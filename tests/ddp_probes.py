@@ -1,6 +1,6 @@
 """Probes that the processes launched by tests/test_distributed.py import (``custom_imports``): each rank's weights,
 each rank's share of the merged evaluation, a rank that stops mid-run to be killed (or to be named by the
-watchdog), a rank that signals itself, and the bytes of state each rank holds."""
+watchdog), a rank that signals itself, the bytes of state each rank holds, and the images each iteration trains on."""
 import json
 import os
 import os.path as osp
@@ -85,3 +85,14 @@ class StateBytesHook(Hook):
         held = dict(params=size(runner.model.parameters()), optimizer=size(v for s in state for v in s.values()))
         with open(osp.join(runner.work_dir, f'rank{get_rank()}_bytes.json'), 'w') as f:
             json.dump(held, f)
+
+
+@HOOKS.register_module()
+class ImageIdsHook(Hook):
+    """Append each training iteration's image ids to ``rank{r}_images.jsonl`` in the work dir: one line
+    ``{"iter": i, "img_ids": [...]}`` per iteration, from the batch's data samples (mmdet's ``img_id``)."""
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        ids = [sample.metainfo['img_id'] for sample in data_batch['data_samples']]
+        with open(osp.join(runner.work_dir, f'rank{get_rank()}_images.jsonl'), 'a') as f:
+            f.write(json.dumps(dict(iter=runner.iter + 1, img_ids=ids)) + '\n')

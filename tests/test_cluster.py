@@ -1,10 +1,10 @@
 """Training that survives the cluster, through the real tools on the tiny detector (3 epochs; 4 iterations each in
 one process, 2 per rank in two gloo processes): SIGTERM and SIGUSR1 end a run after the current iteration with a
 checkpoint of it and exit code 75, a second signal ends it at once, ``--resume auto`` (ours, and mmdet's own
-tools/train.py) continues inside the epoch with the uninterrupted run's losses, a stuck rank is named by the
-watchdog within its timeout, and FSDP (configs/_base_/fsdp.py) trains with DDP's losses on half the state per rank,
-saves whole checkpoints when stopped and resumes from them. (A rank that dies ends the job with its name:
-test_distributed's killed-rank test.)"""
+tools/train.py) continues inside the epoch with the uninterrupted run's losses, a stuck rank (of a resumed job) is
+named by the watchdog within its timeout, and FSDP (configs/_base_/fsdp.py) trains with DDP's losses on half the
+state per rank, saves whole checkpoints when stopped and resumes from them. (A rank that dies ends the job with its
+name: test_distributed's killed-rank test.)"""
 import json
 import os
 import signal
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import pytest
 import torch
@@ -47,48 +47,57 @@ def train(work_dir: Path, env: dict, *options: str, script: str = 'tools/train.p
     return tool(script, str(CONFIG), '--work-dir', str(work_dir), *options, env=dist_env(env))
 
 
-def ends(proc: subprocess.Popen, timeout: float = 300) -> str:
-    proc.wait(timeout=timeout)
-    return output(proc)
-
-
 def signal_at(rank: int, iteration: int, name: str, **more: str) -> Dict[str, str]:
     return dict(SIGNAL_RANK=str(rank), SIGNAL_AT=str(iteration), SIGNAL=name, **more)
 
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory) -> Dict[str, object]:
-    """Every run of this module, the independent ones started together: the uninterrupted runs (one process, two),
-    a one-process run sent SIGTERM in iteration 6 and resumed by mmdet's tools/train.py, a run sent SIGUSR1 twice,
-    a two-process job whose rank 1 is sent SIGTERM in iteration 3, resumed and stopped again by SIGUSR1 sent to
-    torchrun in iteration 5; a job whose rank 1 hangs before iteration 5; and an FSDP job sent SIGTERM to rank 0 in
+    """Every run of this module, the independent ones started together and each resume as soon as its first part
+    ends: the uninterrupted runs (one process, two); a one-process run sent SIGTERM in iteration 6 and resumed by
+    mmdet's tools/train.py; a run sent SIGUSR1 twice; a two-process job stopped by SIGUSR1 sent to torchrun in
+    iteration 3, resumed, and then hung by its rank 1 before iteration 6; an FSDP job whose rank 1 is sent SIGTERM in
     iteration 3, then resumed to the end."""
     root = tmp_path_factory.mktemp('preempt')
     write_coco_demo(str(root / 'coco'), num_train=4, num_val=2, seed=0, size=64)
     env = dict(os.environ, COCO_DEMO_ROOT=f'{root / "coco"}/')
     one, two, fsdp = root / 'one', root / 'two', root / 'fsdp'
-    started = {
+    independent = {
         'reference one': train(root / 'reference_one', env),
         'reference two': dist_train(root / 'reference_two', env),
-        'one': train(one, dict(env, **signal_at(0, 6, 'SIGTERM'))),
         'twice': train(root / 'twice', dict(env, **signal_at(0, 2, 'SIGUSR1', SIGNAL_COUNT='2'))),
-        'two': dist_train(two, dict(env, **signal_at(1, 3, 'SIGTERM'))),
-        'hang': dist_train(root / 'hang', dict(env, PAUSE_RANK='1', PAUSE_AT='4'), '--cfg-options',
-                           'watchdog_timeout=10'),  # above the slowest step of a loaded machine
-        'fsdp': dist_train(fsdp, dict(env, **signal_at(0, 3, 'SIGTERM')), config=FSDP),
+    }
+    first = {
+        'one': train(one, dict(env, **signal_at(0, 6, 'SIGTERM'))),
+        'two': dist_train(two, dict(env, **signal_at(1, 3, 'SIGUSR1', SIGNAL_TARGET='parent'))),
+        'fsdp': dist_train(fsdp, dict(env, **signal_at(1, 3, 'SIGTERM')), config=FSDP),
+    }
+    resume: Dict[str, Callable[[], subprocess.Popen]] = {
+        'one': lambda: train(one, env, '--resume', 'auto', script=str(stock_tool('mmdet', 'train.py'))),
+        # the watchdog's timeout above the slowest step of a loaded machine; the checkpoint it names: epoch 2's
+        'two': lambda: dist_train(two, dict(env, PAUSE_RANK='1', PAUSE_AT='5'), '--resume', 'auto', '--cfg-options',
+                                  'watchdog_timeout=10', 'default_hooks.checkpoint.interval=1'),
+        'fsdp': lambda: dist_train(fsdp, env, '--resume', 'auto', config=FSDP),
     }
     result: Dict[str, object] = dict(root=root)
-    result['hang'] = (ends(started.pop('hang')), time.time())
-    result['one'] = [(started['one'].wait(timeout=300), output(started.pop('one')))]
-    result['two'] = [(started['two'].wait(timeout=300), output(started.pop('two')))]
-    result['fsdp'] = [(started['fsdp'].wait(timeout=300), output(started.pop('fsdp')))]
-    resumed_one = train(one, env, '--resume', 'auto', script=str(stock_tool('mmdet', 'train.py')))
-    resumed_two = dist_train(two, dict(env, **signal_at(1, 5, 'SIGUSR1', SIGNAL_TARGET='parent')), '--resume', 'auto')
-    resumed_fsdp = dist_train(fsdp, env, '--resume', 'auto', config=FSDP)
-    result['one'].append((resumed_one.wait(timeout=300), output(resumed_one)))
-    result['fsdp'].append((resumed_fsdp.wait(timeout=300), output(resumed_fsdp)))
-    result['two'].append((resumed_two.wait(timeout=300), output(resumed_two)))
-    for name, proc in started.items():
+    resumed: Dict[str, subprocess.Popen] = {}
+    deadline = time.monotonic() + 300
+    while first or resumed:
+        assert time.monotonic() < deadline, f'still running: {sorted(first)} {sorted(resumed)}'
+        for name, proc in [*first.items(), *resumed.items()]:
+            if proc.poll() is None:
+                continue
+            if first.get(name) is proc:
+                del first[name]
+                result[name] = [(proc.returncode, output(proc))]
+                pointer = root / name / POINTER  # before the resume moves it
+                result[f'{name} pointer'] = pointer.read_text() if pointer.is_file() else None
+                resumed[name] = resume[name]()
+            else:
+                del resumed[name]
+                result[name].append((proc.returncode, output(proc), time.time()))
+        time.sleep(0.1)
+    for name, proc in independent.items():
         result[name] = (proc.wait(timeout=300), output(proc))
     return result
 
@@ -102,7 +111,7 @@ def assert_losses_equal(resumed: List[Dict[int, dict]], expected: Dict[int, dict
 def test_sigterm_mid_epoch_saves_and_mmdets_train_tool_resumes_exactly(runs):
     root = runs['root']
     work = root / 'one'
-    (code, out), (resumed_code, resumed_out) = runs['one']
+    (code, out), (resumed_code, resumed_out, _) = runs['one']
     assert code == PREEMPTED_EXIT_CODE, out[-3000:]
     assert (f'SIGTERM received: stopped after iteration 6 (epoch 2), checkpoint {work}/iter_6.pth; the same command '
             f'with --resume auto continues from it; exit code {PREEMPTED_EXIT_CODE}') in out
@@ -127,32 +136,24 @@ def test_second_signal_exits_at_once_without_a_checkpoint(runs):
     assert not list((runs['root'] / 'twice').glob('iter_*.pth'))
 
 
-def test_signal_to_one_rank_or_to_torchrun_stops_every_rank_and_resumes_exactly(runs):
+def test_signal_to_torchrun_stops_every_rank_resumes_exactly_and_a_stuck_rank_is_named(runs):
     root = runs['root']
     work = root / 'two'
-    (first, first_out), (second, second_out) = runs['two']
-    assert first != 0 and 'SIGTERM received by rank 1: stopped after iteration 3 (epoch 2), checkpoint ' \
-                          f'{work}/iter_3.pth' in first_out, first_out[-3000:]
-    assert f'exitcode  : {PREEMPTED_EXIT_CODE}' in first_out  # torchrun's summary of rank 0
-    assert len(read_checkpoint(work / 'iter_3.pth')['meta']['train_state']['random_states']) == 2  # each rank's
+    (first, first_out), (second, second_out, ended) = runs['two']
     # SIGUSR1 to torchrun reaches the ranks only with dist_train.sh's --signals-to-handle; without, torchrun dies
-    assert second != 0 and 'SIGUSR1 received by rank 1: stopped after iteration 5 (epoch 3)' in second_out, \
-        second_out[-3000:]
-    assert (work / POINTER).read_text() == str(work / 'iter_5.pth')
+    assert first != 0 and 'SIGUSR1 received by rank 1: stopped after iteration 3 (epoch 2), checkpoint ' \
+                          f'{work}/iter_3.pth' in first_out, first_out[-3000:]
+    assert runs['two pointer'] == str(work / 'iter_3.pth')
+    assert len(read_checkpoint(work / 'iter_3.pth')['meta']['train_state']['random_states']) == 2  # each rank's
     (expected,) = logged(root / 'reference_two')
     losses = logged(work)
-    assert [sorted(run) for run in losses] == [[1, 2, 3], [4, 5]]
+    assert [sorted(run) for run in losses] == [[1, 2, 3], [4, 5]]  # then rank 1 hangs before iteration 6
     assert_losses_equal(losses, expected)
     assert runs['reference two'][0] == 0
-
-
-def test_a_stuck_rank_is_named_within_the_timeout(runs):
-    out, ended = runs['hang']
-    work = runs['root'] / 'hang'
-    assert ('watchdog: rank 1 made no progress in 10 s while the others wait for it (rank 0 in iteration 5; rank 1 '
-            f'finished iteration 4); the last complete checkpoint is {work}/epoch_2.pth; --resume auto continues '
-            'from it; ending the job') in out, out[-3000:]
-    assert f'exitcode  : {STUCK_EXIT_CODE}' in out
+    assert ('watchdog: rank 1 made no progress in 10 s while the others wait for it (rank 0 in iteration 6; rank 1 '
+            f'finished iteration 5); the last complete checkpoint is {work}/epoch_2.pth; --resume auto continues '
+            'from it; ending the job') in second_out, second_out[-3000:]
+    assert f'exitcode  : {STUCK_EXIT_CODE}' in second_out
     seconds = ended - (work / 'pause_rank1.pid').stat().st_mtime  # from the moment rank 1 hung
     assert seconds < 50, seconds  # the hung rank sleeps 60 s: the watchdog, not the sleep, ended the job
     assert read_checkpoint(work / 'epoch_2.pth')['meta']['epoch'] == 2
@@ -166,9 +167,10 @@ def held_bytes(work_dir: Path) -> List[int]:
 def test_fsdp_trains_like_ddp_on_half_the_state_saves_whole_and_resumes(runs):
     root = runs['root']
     work, reference = root / 'fsdp', root / 'reference_two'
-    (first, first_out), (resumed, resumed_out) = runs['fsdp']
-    assert first != 0 and f'SIGTERM received by rank 0: stopped after iteration 3 (epoch 2), checkpoint ' \
+    (first, first_out), (resumed, resumed_out, _) = runs['fsdp']
+    assert first != 0 and f'SIGTERM received by rank 1: stopped after iteration 3 (epoch 2), checkpoint ' \
                           f'{work}/iter_3.pth' in first_out, first_out[-3000:]
+    assert f'exitcode  : {PREEMPTED_EXIT_CODE}' in first_out  # torchrun's summary of the ranks, which stopped
     whole = read_checkpoint(work / 'iter_3.pth')['state_dict']  # gathered on rank 0: the DDP run's layout
     ddp = read_checkpoint(reference / 'epoch_3.pth')['state_dict']
     assert {k: v.shape for k, v in whole.items()} == {k: v.shape for k, v in ddp.items()}

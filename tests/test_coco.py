@@ -310,6 +310,10 @@ def test_rtmdet_config_is_mmdets_with_our_backbone():
     assert ours.pop('custom_hooks') == theirs.pop('custom_hooks') + ours.pop('reliability_hooks')
     assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']
     theirs['default_hooks']['checkpoint'].pop('type')
+    ours.pop('iter_train_loop')  # reliability_hooks.py's name for iteration-based schedules: unused here
+    for key, loop, stock in (('train_cfg', 'epoch_train_loop', 'EpochBasedTrainLoop'),
+                             ('val_cfg', 'val_loop', 'ValLoop'), ('test_cfg', 'test_loop', 'TestLoop')):
+        assert (ours[key].pop('type'), theirs[key].pop('type')) == (ours.pop(loop), stock)  # mmengine's, checked
     assert (ours.pop('auto_scale_lr'), theirs.pop('auto_scale_lr')) == (
         dict(enable=False, base_batch_size=128), dict(enable=False, base_batch_size=16))
     assert os.path.basename(ours.pop('checkpoint_file')) == os.path.basename(theirs.pop('checkpoint_file'))

@@ -9,6 +9,7 @@ import pytest
 
 import convnext_dense
 from conftest import REPO, read_config
+from convnext_dense.engine import loops
 from convnext_dense.engine.hooks import RELIABILITY_HOOKS
 
 PACKAGE = REPO / 'convnext_dense'
@@ -117,9 +118,13 @@ def test_modules_are_small():
 @pytest.mark.usefixtures('default_paths')  # parsed as test_coco and test_ade20k parse them: once
 @pytest.mark.parametrize('path', SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_every_shipped_config_declares_the_guarantees(path):
-    """Whatever tool builds a Runner from the config gets crash-safe checkpoints, the checks, exact resume, preemption
-    and the watchdog."""
+    """Whatever tool builds a Runner from the config gets crash-safe checkpoints, the checks (those of the dataset
+    configs in our loops, before the datasets are built), exact resume, preemption and the watchdog."""
     cfg = read_config(path)
+    ours = {'train_cfg': (loops.CheckedEpochBasedTrainLoop, loops.CheckedIterBasedTrainLoop),
+            'val_cfg': (loops.CheckedValLoop,), 'test_cfg': (loops.CheckedTestLoop,)}
+    assert {key: cfg[key].type for key, types in ours.items()
+            if cfg[key].type not in {f'convnext_dense.{loop.__name__}' for loop in types}} == {}
     assert cfg.default_hooks.checkpoint.type == f'convnext_dense.{RELIABILITY_HOOKS[0].__name__}'
     declared = {hook.type for hook in cfg.custom_hooks}
     assert {f'convnext_dense.{hook.__name__}' for hook in RELIABILITY_HOOKS[1:]} <= declared

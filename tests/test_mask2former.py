@@ -90,6 +90,10 @@ def test_config_is_the_stock_swin_recipe_but_for_the_backbone(name):
     assert ours.pop('custom_hooks') == ours.pop('reliability_hooks') and 'custom_hooks' not in theirs
     assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']
     assert theirs['default_hooks']['checkpoint'].pop('type') == 'CheckpointHook'
+    ours.pop('epoch_train_loop')  # reliability_hooks.py's name for epoch-based schedules: unused here
+    for key, loop, stock_loop in (('train_cfg', 'iter_train_loop', 'IterBasedTrainLoop'),
+                                  ('val_cfg', 'val_loop', 'ValLoop'), ('test_cfg', 'test_loop', 'TestLoop')):
+        assert (ours[key].pop('type'), theirs[key].pop('type')) == (ours.pop(loop), stock_loop)  # mmengine's, checked
     # our named values, and the Swin recipes' own variables (depths, key tables) that only Swin's keys read
     for key in ('arch', 'convnext_backbone', 'convnext_query_multi', 'convnext_paramwise_cfg'):
         ours.pop(key)

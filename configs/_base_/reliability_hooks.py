@@ -19,12 +19,25 @@
 * ``convnext_dense.WatchdogHook``: a rank that finishes no iteration within ``watchdog_timeout`` seconds ends the job
   with one line naming it (``convnext_dense/engine/hooks/watchdog_hook.py``; 0 turns it off).
 
+The loops (``convnext_dense/engine/loops.py``) are mmengine's, but hand each loader config to ``DatasetCheckHook``
+before building it (a missing data root is our one line, not a pycocotools traceback) and, for epoch-based training,
+build a batch sampler that lets ``ExactResumeHook`` skip the batches a resumed epoch already trained. The stock
+schedules define ``train_cfg``, ``val_cfg`` and ``test_cfg`` already (mmengine refuses a key set by two bases), so
+each config that inherits a schedule sets them in its body, as ``default_hooks.checkpoint``:
+``train_cfg = dict(type=_base_.epoch_train_loop)`` (or ``iter_train_loop``, matching the schedule's loop),
+``val_cfg = dict(type=_base_.val_loop)``, ``test_cfg = dict(type=_base_.test_loop)``. A config with other loops
+still runs; ``DatasetCheckHook`` then warns that the checks before building are off.
+
 ``reliability.py`` puts ``reliability_hooks`` into ``custom_hooks``. A config whose other base also has
 ``custom_hooks`` (mmengine refuses the same key in two bases; e.g. mmdet's RTMDet) lists this file instead and sets
 ``custom_hooks = [*its hooks, *_base_.reliability_hooks]``. The toolkit bases import ``convnext_dense``
 (``custom_imports``), which registers the hooks.
 """
 checkpoint_hook = dict(type='convnext_dense.AtomicCheckpointHook')
+epoch_train_loop = 'convnext_dense.CheckedEpochBasedTrainLoop'  # schedules with EpochBasedTrainLoop (mmdet's)
+iter_train_loop = 'convnext_dense.CheckedIterBasedTrainLoop'  # with IterBasedTrainLoop (mmseg's, Mask2Former's)
+val_loop = 'convnext_dense.CheckedValLoop'
+test_loop = 'convnext_dense.CheckedTestLoop'
 reliability_hooks = [
     dict(type='convnext_dense.DatasetCheckHook'),
     dict(type='convnext_dense.NonFiniteLossHook'),

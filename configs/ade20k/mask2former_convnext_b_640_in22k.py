@@ -31,3 +31,6 @@ optim_wrapper = dict(
     constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(_delete_=True, **_base_.convnext_paramwise_cfg))  # the stock keys name Swin's parameters
 default_hooks = dict(checkpoint=_base_.checkpoint_hook)
+train_cfg = dict(type=_base_.iter_train_loop)
+val_cfg = dict(type=_base_.val_loop)
+test_cfg = dict(type=_base_.test_loop)

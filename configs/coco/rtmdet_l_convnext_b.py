@@ -20,6 +20,8 @@ from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine t
 
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=_base_.checkpoint_hook)  # interval 10, max_keep_ckpts 3 from the base
+val_cfg = dict(type=_base_.val_loop)
+test_cfg = dict(type=_base_.test_loop)
 
 norm_cfg = dict(type='GN', num_groups=32)
 arch = 'base'
@@ -59,6 +61,7 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
 train_cfg = dict(
+    type=_base_.epoch_train_loop,
     max_epochs=max_epochs,
     val_interval=interval,
     dynamic_intervals=[(max_epochs - stage2_num_epochs, 1)])

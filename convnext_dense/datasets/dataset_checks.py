@@ -1,7 +1,7 @@
 """Checks of a dataset that mmdet 3.3 and mmseg 1.2 lack, each failing with one line naming the file, key or value.
 
 ``DatasetCheckHook``, which every shipped config declares, runs them on each dataset a run uses: the config
-checks before the Runner builds the datasets (``prebuild``), the sample and class checks (``class_checks``) before
+checks before the loops build the datasets (``engine/loops.py``), the sample and class checks (``class_checks``) before
 the first iteration, and the label-map check on each batch; ``build_checked_dataset`` runs them around building one
 dataset (the browse tool). What the toolkits already handle is left to them (``tests/test_reliability.py`` proves
 each case):

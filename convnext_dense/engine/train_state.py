@@ -1,26 +1,31 @@
-"""Resume inside an epoch, exactly: what a checkpoint needs beyond mmengine's, and ``ExactResumeHook``, which uses it.
+"""Resume inside an epoch, exactly: what a checkpoint needs beyond mmengine's, and the batch sampler that uses it.
 
 mmengine's ``Runner.resume`` restores the epoch and iteration counters but its ``EpochBasedTrainLoop`` starts every
 epoch's data loader at batch 0, and the run is re-seeded instead of continuing its random streams. Each checkpoint
 that ``AtomicCheckpointHook`` writes therefore also holds ``meta['train_state']`` (``capture``): every rank's Python,
-NumPy and torch random states and the sampler's seed. On a resume from a checkpoint written inside an epoch,
-``ExactResumeHook`` wraps the training loader's batch sampler (``SkipBatches``) so that the batches already trained
-are skipped as lists of indices, never loaded (mmdet's ``AspectRatioBatchSampler`` regroups the images each epoch, so
-batches are skipped, not sample indices), and the random states are put back just before the next batch is fetched,
-where the interrupted run stood: from there on, with ``num_workers=0``, the run's losses are the uninterrupted run's.
+NumPy and torch random states and the sampler's seed. ``CheckedEpochBasedTrainLoop`` (``engine/loops.py``) builds
+its loader with ``ResumableBatchSampler`` around the config's batch sampler; on a resume from a checkpoint written
+inside an epoch, ``ExactResumeHook`` puts the sampler's seed back and arms that sampler (``skip_first``), so that
+the batches already trained are skipped as lists of indices, never loaded (mmdet's ``AspectRatioBatchSampler``
+regroups the images each epoch, so batches are skipped, not sample indices), and the random states are put back just
+before the next batch is fetched, where the interrupted run stood: from there on, with ``num_workers=0``, the run's
+losses are the uninterrupted run's. A checkpoint of a run on another number of ranks resumes with mmengine's
+re-seeding and the epoch's data from its first batch, and the log says so.
 
 With loader workers the indices are the same, but a worker's augmentation stream restarts with the epoch's iterator
 (mmengine seeds each worker from its id, rank and the run's seed only), so the rest of the resumed epoch draws other,
 equally distributed augmentations; the model's own random draws (drop path, RoI sampling) continue exactly.
-``IterBasedTrainLoop`` (mmseg) replays the consumed batches itself on resume, so only the epoch-based loop is wrapped.
+``IterBasedTrainLoop`` (mmseg) replays the consumed batches itself on resume, so only the epoch-based loop skips.
 """
 import random
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object
+from mmengine.registry import DATA_SAMPLERS
+from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 STATE_KEY = 'train_state'  # in a checkpoint's meta
 
@@ -48,9 +53,9 @@ def set_random_states(states: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([state.cpu() for state in states['cuda']])
 
 
-def _seeded_sampler(loader) -> Optional[Any]:
+def seeded_sampler(loader: DataLoader) -> Optional[Any]:
     """The sampler whose ``seed`` orders the epoch (mmengine's ``DefaultSampler``), directly or under a batch
-    sampler."""
+    sampler; None if there is none."""
     for sampler in (loader.sampler, getattr(loader.batch_sampler, 'sampler', None)):
         if hasattr(sampler, 'seed'):
             return sampler
@@ -60,35 +65,51 @@ def _seeded_sampler(loader) -> Optional[Any]:
 def capture(runner) -> Dict[str, Any]:
     """What ``ExactResumeHook`` restores: every rank's random states (a collective: every rank calls it) and the
     sampler's seed."""
-    sampler = _seeded_sampler(runner.train_loop.dataloader)
+    sampler = seeded_sampler(runner.train_loop.dataloader)
     states = all_gather_object(random_states())  # [states] without a process group
     return dict(random_states=states, sampler_seed=getattr(sampler, 'seed', None))
 
 
-class SkipBatches:
-    """A batch sampler whose first iteration skips ``skip`` batches (lists of indices: nothing is loaded) and then
-    calls ``on_resume`` before the next batch is fetched; later iterations are the wrapped sampler's.
+class ResumableBatchSampler(Sampler[List[int]]):
+    """The batches of the config's batch sampler; armed by ``skip_first``, its next iteration skips the batches
+    already trained (lists of indices: nothing is loaded) and calls back before the next batch is fetched.
+
+    mmengine's ``Runner.build_dataloader`` builds it from the loader config that ``CheckedEpochBasedTrainLoop`` wraps,
+    passing ``sampler`` and ``batch_size``; the loader holds it from the start, so nothing is swapped in a built
+    ``DataLoader`` (which refuses a new batch sampler).
 
     Args:
-        batch_sampler: The loader's batch sampler; its attributes stay reachable (``sampler.set_epoch``).
-        skip: How many batches of the first epoch were trained before the checkpoint.
-        on_resume: Called once the batches are skipped (puts the random states back).
+        sampler: The loader's sampler (mmengine's ``DefaultSampler``); reachable as ``sampler``, where mmengine's
+            ``DistSamplerSeedHook`` sets its epoch.
+        batch_size: Samples per batch.
+        batch_sampler: The config's own batch sampler (mmdet's ``AspectRatioBatchSampler``), built from the
+            ``DATA_SAMPLERS`` of the run's scope with ``sampler`` and ``batch_size`` as mmengine builds it; None
+            (default) for torch's ``BatchSampler``, which the loader would build otherwise.
+        drop_last: torch's ``BatchSampler`` drops the last, incomplete batch (only with ``batch_sampler=None``; the
+            loader's ``drop_last``). Default: False.
     """
 
-    def __init__(self, batch_sampler, skip: int, on_resume: Callable[[], None]) -> None:
-        self.batch_sampler, self.skip, self.on_resume = batch_sampler, skip, on_resume
+    def __init__(self, sampler: Sampler, batch_size: int, batch_sampler: Optional[dict] = None,
+                 drop_last: bool = False) -> None:
+        super().__init__()
+        self.sampler, self.batch_size = sampler, batch_size
+        self.batch_sampler = BatchSampler(sampler, batch_size, drop_last) if batch_sampler is None else \
+            DATA_SAMPLERS.build(batch_sampler, default_args=dict(sampler=sampler, batch_size=batch_size))
+        self._pending: Optional[Tuple[int, Callable[[], None]]] = None  # what skip_first armed
+
+    def skip_first(self, batches: int, then: Callable[[], None]) -> None:
+        """Make the next iteration skip its first ``batches`` batches, then call ``then`` (it puts the random
+        states back) before the next batch is fetched; later iterations are the wrapped sampler's."""
+        self._pending = (batches, then)
 
     def __iter__(self) -> Iterator[List[int]]:
         batches = iter(self.batch_sampler)
-        if self.skip is not None:
-            for _ in islice(batches, self.skip):
+        if self._pending is not None:
+            (skip, then), self._pending = self._pending, None
+            for _ in islice(batches, skip):
                 pass
-            self.skip = None
-            self.on_resume()
+            then()
         yield from batches
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.batch_sampler, name)

@@ -27,6 +27,8 @@ from convnext_dense import output_shape  # noqa: E402  (after _base_: mmengine t
 
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=dict(_base_.checkpoint_hook, interval=5000))
+val_cfg = dict(type=_base_.val_loop)
+test_cfg = dict(type=_base_.test_loop)
 
 arch = 'tiny'  # each size sets its own
 data_root = '{{$ADE20K_ROOT:data/ade/ADEChallengeData2016}}'
@@ -89,4 +91,4 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters - warmup_iters, eta_min=0.0, by_epoch=False, begin=warmup_iters,
          end=max_iters),
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=5000)
+train_cfg = dict(type=_base_.iter_train_loop, max_iters=max_iters, val_interval=5000)

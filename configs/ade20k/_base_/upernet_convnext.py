@@ -16,6 +16,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=_base_.checkpoint_hook)
+train_cfg = dict(type=_base_.iter_train_loop)
+val_cfg = dict(type=_base_.val_loop)
+test_cfg = dict(type=_base_.test_loop)
 
 model = dict(
     backbone=dict(

@@ -13,6 +13,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['convnext_dense'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=_base_.checkpoint_hook)
+val_cfg = dict(type=_base_.val_loop)
+test_cfg = dict(type=_base_.test_loop)
 
 # ConvNeXt-T with ImageNet-1k weights: the ImageNet checkpoint named by CONVNEXT_PRETRAINED (default below), or
 # `--cfg-options model.backbone.init_cfg.checkpoint=PATH`; a missing file raises an error naming its download URL.
@@ -56,7 +58,7 @@ test_evaluator = val_evaluator
 # 3x schedule: 36 epochs, lr x0.1 after epochs 27 and 33; the 500-iteration linear warmup from 0.001x comes from
 # mmdet's schedule_1x (mmdet's own ConvNeXt configs use 1000; the official code uses 500).
 max_epochs = 36
-train_cfg = dict(max_epochs=max_epochs)
+train_cfg = dict(type=_base_.epoch_train_loop, max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),

@@ -1,45 +1,65 @@
 """``DatasetCheckHook``: the data checks of a run, before its datasets are built, before its first step, per batch."""
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Set, Tuple, Union
 
 from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop
+from torch.utils.data import DataLoader
 
 from ...datasets.class_checks import check_classes
 from ...datasets.dataset_checks import check_dataset_config, check_labels, check_samples, config_variables
+
+MODES = ('train', 'val', 'test')
+# where a run's loop is not ours; the loop classes live above the hooks (engine/loops.py), hence their names here
+LOOPS_HINT = ("convnext_dense's loops run them (configs/_base_/reliability_hooks.py: train_cfg=dict(type="
+              "'convnext_dense.CheckedEpochBasedTrainLoop' or 'convnext_dense.CheckedIterBasedTrainLoop', ...), "
+              "val_cfg=dict(type='convnext_dense.CheckedValLoop'), "
+              "test_cfg=dict(type='convnext_dense.CheckedTestLoop'))")
 
 
 class DatasetCheckHook(Hook):
     """Check the data of a run before its datasets are built, before its first iteration, and in each batch.
 
-    ``before_build`` (a stage ``engine.prebuild`` adds) checks the dataset configs of the loops about to be
-    built: paths (naming the variable that moves the data root), annotation file, category ids, palette, and the heads
-    against classes named in ``metainfo``. ``before_run`` checks each built dataset's image and label map files and
-    its classes against every head (``class_checks``); each batch's label maps are checked against the class count.
+    ``check_config`` checks the dataset config of a loop before the loop builds its loader: paths (naming the
+    variable that moves the data root), annotation file, category ids, palette, and the heads against classes named in
+    ``metainfo``; convnext_dense's loops (``engine/loops.py``) call it, and ``before_run`` warns once where a loop of
+    the run is another (the datasets were built unchecked). ``before_run`` checks each built dataset's image and label
+    map files and its classes against every head (``class_checks``); each batch's label maps are checked against the
+    class count.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._labels: Dict[str, tuple] = {}  # mode -> (number of classes, ignore index, config name)
+        self._config: Optional[Tuple[Dict[str, str], Mapping]] = None  # the config's variables and model, read once
+        self._prechecked: Set[str] = set()  # the modes whose loop called check_config
+        self._warned = False
 
-    def before_build(self, runner, modes: Sequence[str]) -> None:
-        """Check the dataset configs of the loops ``modes`` ('train', 'val', 'test') before they are built."""
-        variables, model = config_variables(runner.cfg), runner.cfg.get('model') or {}
-        for mode in modes:
-            loader = getattr(runner, f'_{mode}_dataloader')
-            if not isinstance(loader, Mapping):  # a DataLoader object passed in is the caller's
-                continue
-            cfg, name = loader.get('dataset') or {}, f'{mode}_dataloader.dataset'
-            check_dataset_config(cfg, name, variables)
-            # classes named in the config: checked now, before the optimizer and the rest are built
-            check_classes(model, cfg.get('metainfo') or {}, name)
+    def check_config(self, runner, mode: str, dataloader: Union[Mapping, DataLoader]) -> None:
+        """Check the dataset config of the loop ``mode`` ('train', 'val' or 'test') before it builds ``dataloader``
+        (its config; a ``DataLoader`` passed in built is the caller's, and checked in ``before_run`` only)."""
+        self._prechecked.add(mode)
+        if not isinstance(dataloader, Mapping):
+            return
+        if self._config is None:
+            self._config = config_variables(runner.cfg), runner.cfg.get('model') or {}
+        variables, model = self._config
+        cfg, name = dataloader.get('dataset') or {}, f'{mode}_dataloader.dataset'
+        check_dataset_config(cfg, name, variables)
+        # classes named in the config: checked now, before the optimizer and the rest are built
+        check_classes(model, cfg.get('metainfo') or {}, name)
 
     def before_run(self, runner) -> None:
-        for mode in ('train', 'val', 'test'):
-            # the loops this run built; the public properties would build the others (and their datasets)
-            loop = getattr(runner, f'_{mode}_loop')
-            if not isinstance(loop, BaseLoop):
-                continue
+        # the loops this run built; the public properties would build the others (and their datasets)
+        built = {mode: getattr(runner, f'_{mode}_loop') for mode in MODES}
+        built = {mode: loop for mode, loop in built.items() if isinstance(loop, BaseLoop)}
+        unchecked = [f'{mode}_cfg.type={type(loop).__name__}' for mode, loop in built.items()
+                     if mode not in self._prechecked]
+        if unchecked and not self._warned:
+            self._warned = True
+            runner.logger.warning(f"the dataset configs' checks before building (paths, annotation file, classes) are "
+                                  f"off for {', '.join(unchecked)}: {LOOPS_HINT}; the built datasets are checked now")
+        for mode, loop in built.items():
             name = f'{mode}_dataloader.dataset'
             cfg: Mapping = (runner.cfg.get(f'{mode}_dataloader') or {}).get('dataset') or {}
             dataset = loop.dataloader.dataset

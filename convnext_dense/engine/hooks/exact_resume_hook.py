@@ -5,16 +5,18 @@ from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from ..train_state import STATE_KEY, SkipBatches, _seeded_sampler, set_random_states
+from ..train_state import STATE_KEY, ResumableBatchSampler, seeded_sampler, set_random_states
 
 
 class ExactResumeHook(Hook):
     """Continue a resumed epoch-based run at the batch after the checkpoint's, with the random states it had there.
 
     ``after_load_checkpoint`` keeps the checkpoint's ``train_state``; ``before_train`` (after mmengine has resumed the
-    counters) wraps the training loader when the run resumed from that checkpoint (its iteration is the run's) inside
-    an epoch, or at its end. A checkpoint of a run on another number of ranks resumes with mmengine's re-seeding and
-    the epoch's data from its first batch, and the log says so.
+    counters) puts the sampler's seed back and arms the loader's ``ResumableBatchSampler`` when the run resumed from
+    that checkpoint (its iteration is the run's) inside an epoch. A checkpoint of a run on another number of ranks, or
+    a training loop other than ``convnext_dense.CheckedEpochBasedTrainLoop`` (whose loader has no
+    ``ResumableBatchSampler``), resumes with mmengine's re-seeding and the epoch's data from its first batch, and the
+    log says so.
     """
 
     priority = 'VERY_HIGH'
@@ -33,19 +35,23 @@ class ExactResumeHook(Hook):
         loader = loop.dataloader
         skip = runner.iter - runner.epoch * len(loader)
         states = state['random_states']
+        restart = f'epoch {runner.epoch + 1} starts again at its first batch and the random states are re-seeded'
         if len(states) != get_world_size():
             runner.logger.warning(f'the checkpoint was written by {len(states)} ranks, this run has '
-                                  f'{get_world_size()}: epoch {runner.epoch + 1} starts again at its first batch '
-                                  'and the random states are re-seeded')
+                                  f'{get_world_size()}: {restart}')
             return
         if skip <= 0:
             return  # an epoch's end: mmengine's re-seeding (validation and a new loader draw random numbers between)
-        sampler = _seeded_sampler(loader)
+        batches = loader.batch_sampler
+        if not isinstance(batches, ResumableBatchSampler):
+            runner.logger.warning(f'train_cfg.type is {type(loop).__name__}, not '
+                                  f"'convnext_dense.CheckedEpochBasedTrainLoop' (whose loader can skip batches): "
+                                  f'{restart}')
+            return
+        sampler = seeded_sampler(loader)
         if sampler is not None and state['sampler_seed'] is not None:
             sampler.seed = state['sampler_seed']  # a seed=None run draws a new one at each start
         own = states[get_rank()]
-        # the loader refuses a new batch sampler once built; the wrapper stands in for the same one
-        object.__setattr__(loader, 'batch_sampler', SkipBatches(loader.batch_sampler, skip,
-                                                                lambda: set_random_states(own)))
+        batches.skip_first(skip, lambda: set_random_states(own))
         runner.logger.info(f'resuming inside epoch {runner.epoch + 1}: its first {skip} of {len(loader)} batches '
                            'are skipped unloaded, the random states are those of the checkpoint')

@@ -9,14 +9,8 @@
 #      OpenMMLab module imported and `import mmengine` failing, build, load an official and a whole mmdet model file
 #      (directly and by init_cfg, once), forward, layer-decay groups and an AdamW step.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HERE=$ROOT/tests/installed
-PY=${PY:-$ROOT/.venv/bin/python}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-START=$(date +%s)
-say() { printf '[core-only %3ds] %s\n' "$(( $(date +%s) - START ))" "$*"; }
-fail() { printf '[core-only] FAILED: %s\n' "$*" >&2; exit 1; }
+CHECK=core-only
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Built from a copy of the checkout's files (tracked and new, not ignored): an in-place build would leave build/ and
 # egg-info in the checkout, and setuptools would pack whatever an earlier build left in build/lib.

@@ -10,14 +10,8 @@
 #      user config trained and validated by mmseg's own tools/train.py;
 #      CONVNEXT_DENSE_NO_MIM_HOOK=1 turns the hook off.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HERE=$ROOT/tests/installed
-PY=${PY:-$ROOT/.venv/bin/python}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-START=$(date +%s)
-say() { printf '[installed %3ds] %s\n' "$(( $(date +%s) - START ))" "$*"; }
-fail() { printf '[installed] FAILED: %s\n' "$*" >&2; exit 1; }
+CHECK=installed
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 BASE=$("$PY" -c 'import sys; print(sys._base_executable)')
 # .venv's site-packages, and the base Python's where .venv was made with --system-site-packages (a torch of your own)

@@ -112,6 +112,15 @@ def test_groups_are_merged_by_options_and_frozen_parameters_left_out():
     assert not model.backbone.stages[0][0].pwconv1.weight.requires_grad
 
 
+def test_a_zero_base_lr_builds_all_groups_at_zero():
+    """lr=0 (a probe that freezes by lr, a scheduler's start) builds; the logged table divided by it once."""
+    model = Detector('tiny')
+    optimizer = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.0, weight_decay=0.05),
+        constructor='convnext_dense.ConvNeXtLayerDecayOptimizerConstructor', paramwise_cfg=dict(decay_rate=0.7)))
+    assert {group['lr'] for group in optimizer.optimizer.param_groups} == {0.0}
+
+
 def test_custom_keys_apply_on_top_of_the_decay():
     model = Detector('tiny')
     plain = per_parameter(build(model, 0.7), model)

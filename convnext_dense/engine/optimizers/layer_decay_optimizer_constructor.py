@@ -66,7 +66,8 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             group = groups.setdefault(tuple(sorted(options.items())), dict(params=[], **options))
             group['params'].append(p.param)
             part = rule.backbone_name if p.in_backbone else '.'.join(p.name.split('.')[:-1][:2])
-            row = table[(p.layer, part, options['lr'] / self.base_lr, wd)]
+            scale = options['lr'] / self.base_lr if self.base_lr else p.lr_scale  # lr=0: a frozen run's table
+            row = table[(p.layer, part, scale, wd)]
             row[0] += 1
             row[1] += p.param.numel()
         params.extend(groups.values())

@@ -90,9 +90,11 @@ class StateBytesHook(Hook):
 @HOOKS.register_module()
 class ImageIdsHook(Hook):
     """Append each training iteration's image ids to ``rank{r}_images.jsonl`` in the work dir: one line
-    ``{"iter": i, "img_ids": [...]}`` per iteration, from the batch's data samples (mmdet's ``img_id``)."""
+    ``{"iter": i, "img_ids": [...]}`` per iteration, from the batch's data samples (mmdet's ``img_id``; mmseg's have
+    none, so the image's file name)."""
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        ids = [sample.metainfo['img_id'] for sample in data_batch['data_samples']]
+        ids = [sample.metainfo['img_id'] if 'img_id' in sample.metainfo else osp.basename(sample.metainfo['img_path'])
+               for sample in data_batch['data_samples']]
         with open(osp.join(runner.work_dir, f'rank{get_rank()}_images.jsonl'), 'a') as f:
             f.write(json.dumps(dict(iter=runner.iter + 1, img_ids=ids)) + '\n')

@@ -6,8 +6,9 @@ traceback holds no ``build_dataloader``): our ``tools/train.py``, mmseg's own ``
 mmdet's own ``tools/test.py --out`` (which reads ``runner.test_evaluator`` before ``runner.test()``) and the FSDP
 recipe's ``FlexibleRunner``. ``import convnext_dense`` replaces no attribute of mmengine's Runners, loops or of
 torch's ``DataLoader``; the batch sampler that skips a resumed epoch's batches is built in the loader, never set on
-it; a run without a fixed seed, stopped inside an epoch and resumed, trains each image of that epoch once; a run
-whose loops are mmengine's own says once that the checks before building are off.
+it; a run without a fixed seed, stopped inside an epoch and resumed, trains each image of that epoch once, and an
+iteration-based one, resumed, trains the images the uninterrupted run trained; a run whose loops are mmengine's own
+says once that the checks before building are off.
 """
 import json
 import logging
@@ -31,10 +32,12 @@ from conftest import REPO, finish, last_line, output, tool
 from convnext_dense.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from convnext_dense.engine.loops import resumable
 from convnext_dense.engine.train_state import ResumableBatchSampler
+from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.synthetic.coco import write_coco_demo
 
 CONFIGS = REPO / 'tests' / 'configs'
-DET, SEG, FSDP, SEEDLESS = (CONFIGS / f'{name}.py' for name in ('tiny_det', 'tiny_seg', 'fsdp_det', 'seedless_det'))
+DET, SEG, FSDP, SEEDLESS, SEEDLESS_SEG = (CONFIGS / f'{name}.py' for name in
+                                         ('tiny_det', 'tiny_seg', 'fsdp_det', 'seedless_det', 'seedless_seg'))
 # {entry point: (its arguments after python, the loader whose dataset it builds first, the config's data variable)}
 ENTRY_POINTS = {
     'our tools/train.py': (['tools/train.py', DET], 'train', 'COCO_DEMO_ROOT'),
@@ -108,6 +111,27 @@ def test_resume_without_a_fixed_seed_trains_each_image_of_the_epoch_once(tmp_pat
     images = json.loads((tmp_path / 'coco' / 'annotations' / 'instances_train2017.json').read_text())['images']
     trained = [img_id for line in lines for img_id in line['img_ids']]
     assert sorted(trained) == sorted(image['id'] for image in images), trained  # each once
+
+
+def test_an_iteration_based_resume_without_a_fixed_seed_trains_the_images_of_the_uninterrupted_run(tmp_path):
+    """mmengine's ``IterBasedTrainLoop`` replays the batches a resumed run trained, in the order of the sampler's seed,
+    which a run with ``randomness=dict(seed=None)`` draws at each start: resumed from its checkpoint of iteration 5,
+    it must train in iterations 6 to 12 the images that the uninterrupted run trained there."""
+    write_ade_demo(str(tmp_path / 'ade'), num_train=8, num_val=1, seed=0, size=64)
+    env = dist_env(dict(os.environ, ADE_DEMO_ROOT=str(tmp_path / 'ade')))
+    started, trained = {}, {}
+    for name, resume in (('whole', ()), ('resumed', ('--resume', str(tmp_path / 'whole' / 'iter_5.pth')))):
+        started[name] = finish(tool('tools/train.py', str(SEEDLESS_SEG), '--work-dir', str(tmp_path / name), *resume,
+                                    env=env))
+        lines = (tmp_path / name / 'rank0_images.jsonl').read_text().splitlines()
+        trained[name] = {line['iter']: line['img_ids'] for line in map(json.loads, lines)}
+    whole, resumed = trained['whole'], trained['resumed']
+    assert "the sampler's seed is the checkpoint's, and mmengine replays the first 5 batches" in started['resumed']
+    seeds = [re.findall(r'^\s*seed: (\d+)$', out, re.M) for out in started.values()]
+    assert len(seeds[0]) == len(seeds[1]) == 1 and seeds[0] != seeds[1], seeds  # each start drew its own
+    assert list(whole) == list(range(1, 13)) and list(resumed) == list(range(6, 13))
+    assert len({img for i in range(1, 5) for img in whole[i]}) == 8  # a pass over the images: order, not a subset
+    assert resumed == {i: whole[i] for i in range(6, 13)}, (whole, resumed)
 
 
 class Numbers(Dataset):

@@ -12,8 +12,9 @@
   arch is refused instead of loading with warnings.
 
 * ``convnext_dense.ExactResumeHook``: ``--resume`` from a checkpoint written inside an epoch continues at the next
-  batch (the used ones skipped unloaded) with the checkpoint's random states
-  (``convnext_dense/engine/hooks/exact_resume_hook.py``).
+  batch (the used ones skipped unloaded) with the checkpoint's random states; an iteration-based run resumes with
+  the checkpoint's sampler seed, so that mmengine's replay of the trained batches and the training after it follow
+  the run's order (``convnext_dense/engine/hooks/exact_resume_hook.py``).
 * ``convnext_dense.PreemptionHook``: SIGTERM / SIGUSR1 end the run after the current iteration with a checkpoint of
   it and exit code 75 (``convnext_dense/engine/hooks/preemption_hook.py``).
 * ``convnext_dense.WatchdogHook``: a rank that finishes no iteration within ``watchdog_timeout`` seconds ends the job
@@ -21,7 +22,8 @@
 
 The loops (``convnext_dense/engine/loops.py``) are mmengine's, but hand each loader config to ``DatasetCheckHook``
 before building it (a missing data root is our one line, not a pycocotools traceback) and, for epoch-based training,
-build a batch sampler that lets ``ExactResumeHook`` skip the batches a resumed epoch already trained. The stock
+build a batch sampler that lets ``ExactResumeHook`` skip the batches a resumed epoch already trained (for
+iteration-based training, restart their data with the checkpoint's sampler seed). The stock
 schedules define ``train_cfg``, ``val_cfg`` and ``test_cfg`` already (mmengine refuses a key set by two bases), so
 each config that inherits a schedule sets them in its body, as ``default_hooks.checkpoint``:
 ``train_cfg = dict(type=_base_.epoch_train_loop)`` (or ``iter_train_loop``, matching the schedule's loop),

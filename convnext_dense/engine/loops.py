@@ -17,11 +17,12 @@ already define ``train_cfg``, ``val_cfg`` and ``test_cfg``, and mmengine refuses
 """
 from typing import Mapping, Union
 
+from mmengine.dataset import InfiniteSampler
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from torch.utils.data import DataLoader
 
 from .hooks.dataset_check_hook import DatasetCheckHook
-from .train_state import ResumableBatchSampler
+from .train_state import ResumableBatchSampler, seeded_sampler
 
 Loader = Union[DataLoader, Mapping]  # what mmengine passes a loop: a built loader or its config
 
@@ -59,10 +60,28 @@ class CheckedEpochBasedTrainLoop(EpochBasedTrainLoop):
 
 class CheckedIterBasedTrainLoop(IterBasedTrainLoop):
     """mmengine's ``IterBasedTrainLoop`` (the same arguments; mmseg's recipes and Mask2Former's): the loader config
-    checked before it is built. On resume mmengine's loop replays the consumed batches itself."""
+    checked before it is built. On resume mmengine's loop replays the consumed batches itself, in the order of the
+    sampler's seed, which ``ExactResumeHook`` first puts back with ``restart_data``."""
 
     def __init__(self, runner, dataloader: Loader, **kwargs) -> None:
         super().__init__(runner, checked(runner, 'train', dataloader), **kwargs)
+
+    def restart_data(self, seed: int) -> None:
+        """Order the data by the sampler seed ``seed`` and start the loop's data iterator again at its first batch.
+
+        The loop made its iterator in ``__init__``, before a checkpoint was loaded; with loader workers that iterator
+        has already drawn indices from the sampler. mmengine's ``InfiniteSampler`` draws every index of the run from
+        one generator (``indices``), started by that first read and closed with the iterator that read it, so it
+        gets the generator of an ``InfiniteSampler`` built with ``seed`` (docs/openmmlab_internals.md).
+        """
+        sampler = seeded_sampler(self.dataloader)
+        if sampler is None:
+            raise TypeError(f'the train loader has no sampler with a seed (mmengine\'s DefaultSampler or '
+                            f'InfiniteSampler): its sampler is {type(self.dataloader.sampler).__name__}')
+        sampler.seed = seed
+        if isinstance(sampler, InfiniteSampler):
+            sampler.indices = type(sampler)(sampler.dataset, shuffle=sampler.shuffle, seed=seed).indices
+        self.dataloader_iterator = type(self.dataloader_iterator)(self.dataloader)  # mmengine's, as __init__ made it
 
 
 class CheckedValLoop(ValLoop):

@@ -15,11 +15,20 @@ re-seeding and the epoch's data from its first batch, and the log says so.
 With loader workers the indices are the same, but a worker's augmentation stream restarts with the epoch's iterator
 (mmengine seeds each worker from its id, rank and the run's seed only), so the rest of the resumed epoch draws other,
 equally distributed augmentations; the model's own random draws (drop path, RoI sampling) continue exactly.
-``IterBasedTrainLoop`` (mmseg) replays the consumed batches itself on resume, so only the epoch-based loop skips.
+
+``IterBasedTrainLoop`` (mmseg's recipes, Mask2Former's) replays the consumed batches itself on resume, loading them,
+in the order of the sampler's seed; a run with ``randomness=dict(seed=None)`` draws another seed at each start and
+would replay, and then train, another order: images of the current pass trained twice, others never. So for
+``CheckedIterBasedTrainLoop`` (``RestartableData``) ``ExactResumeHook`` puts the checkpoint's sampler seed back and
+restarts the loop's data before the replay, and the run trains the batches the uninterrupted run would have. The
+random states are not put back there: the replay loads the batches again, and their augmentations draw random
+numbers (in the loader workers too), so the checkpoint's states would have to be set after the replay in each process
+that draws, which mmengine's loop offers no point for. The resumed run goes on from mmengine's re-seeding with the
+checkpoint's ``meta['seed']``: the same images in the same order, other (equally distributed) random draws.
 """
 import random
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 import torch
@@ -60,6 +69,14 @@ def seeded_sampler(loader: DataLoader) -> Optional[Any]:
         if hasattr(sampler, 'seed'):
             return sampler
     return None
+
+
+@runtime_checkable
+class RestartableData(Protocol):
+    """A training loop whose data can start again in another sampler order (``CheckedIterBasedTrainLoop``)."""
+
+    def restart_data(self, seed: int) -> None:
+        """Order the data by the sampler seed ``seed`` and start the loop's data iterator again at its first batch."""
 
 
 def capture(runner) -> Dict[str, Any]:

@@ -94,42 +94,63 @@ def test_import_replaces_nothing_of_mmengines_runners_and_loops():
     assert len(changed) == 11 and not any(changed.values()), changed
 
 
-def test_resume_without_a_fixed_seed_trains_each_image_of_the_epoch_once(tmp_path):
+@pytest.fixture(scope='module')
+def seedless(tmp_path_factory) -> Dict[str, object]:
+    """Runs with ``randomness=dict(seed=None)``, the epoch-based and the iteration-based one side by side (the cores
+    are shared): the detector stopped by SIGTERM after 5 of its epoch's 10 iterations, then resumed (``det first``,
+    ``det resumed``); the segmentor run whole for 12 iterations, then resumed from its checkpoint of iteration 5 in
+    another work dir (``seg whole``, ``seg resumed``). Each work dir holds its image ids per iteration."""
+    root = tmp_path_factory.mktemp('seedless')
+    write_coco_demo(str(root / 'coco'), num_train=10, num_val=2, seed=0, size=64)
+    write_ade_demo(str(root / 'ade'), num_train=8, num_val=1, seed=0, size=64)
+    env = dist_env(dict(os.environ, COCO_DEMO_ROOT=f'{root / "coco"}/', ADE_DEMO_ROOT=str(root / 'ade')))
+    det = ('tools/train.py', str(SEEDLESS), '--work-dir', str(root / 'det'))
+    seg = ('tools/train.py', str(SEEDLESS_SEG), '--work-dir')
+    first = tool(*det, env=dict(env, SIGNAL_RANK='0', SIGNAL_AT='5', SIGNAL='SIGTERM'))
+    whole = tool(*seg, str(root / 'seg_whole'), env=env)
+    assert first.wait(timeout=300) == PREEMPTED_EXIT_CODE, output(first)[-3000:]
+    runs = dict(root=root, **{'det first': output(first), 'seg whole': finish(whole)})
+    resumed = {'det resumed': tool(*det, '--resume', 'auto', env=env),
+               'seg resumed': tool(*seg, str(root / 'seg_resumed'), '--resume', str(root / 'seg_whole' / 'iter_5.pth'),
+                                   env=env)}
+    return dict(runs, **{name: finish(proc) for name, proc in resumed.items()})
+
+
+def trained_images(work_dir) -> List[tuple]:
+    """(iteration, the image ids it trained), as a run with tests/ddp_probes.ImageIdsHook logged them."""
+    lines = (work_dir / 'rank0_images.jsonl').read_text().splitlines()
+    return [(line['iter'], line['img_ids']) for line in map(json.loads, lines)]
+
+
+def drawn_seeds(*outs: str) -> List[List[str]]:
+    return [re.findall(r'^\s*seed: (\d+)$', out, re.M) for out in outs]
+
+
+def test_resume_without_a_fixed_seed_trains_each_image_of_the_epoch_once(seedless):
     """A run with ``randomness=dict(seed=None)`` draws the sampler's seed at each start: stopped by SIGTERM after 5
     of its epoch's 10 iterations and resumed, it must train the other 5 images in the order of the first start."""
-    write_coco_demo(str(tmp_path / 'coco'), num_train=10, num_val=2, seed=0, size=64)
-    env = dist_env(dict(os.environ, COCO_DEMO_ROOT=f'{tmp_path / "coco"}/'))
-    work, args = tmp_path / 'work', ('tools/train.py', str(SEEDLESS), '--work-dir', str(tmp_path / 'work'))
-    first = tool(*args, env=dict(env, SIGNAL_RANK='0', SIGNAL_AT='5', SIGNAL='SIGTERM'))
-    assert first.wait(timeout=300) == PREEMPTED_EXIT_CODE, output(first)[-3000:]
-    resumed = finish(tool(*args, '--resume', 'auto', env=env))
+    root, first, resumed = seedless['root'], seedless['det first'], seedless['det resumed']
     assert 'resuming inside epoch 1: its first 5 of 10 batches are skipped unloaded' in resumed
-    seeds = [re.findall(r'^\s*seed: (\d+)$', out, re.M) for out in (output(first), resumed)]
+    seeds = drawn_seeds(first, resumed)
     assert len(seeds[0]) == len(seeds[1]) == 1 and seeds[0] != seeds[1], seeds  # each start drew its own
-    lines = [json.loads(line) for line in (work / 'rank0_images.jsonl').read_text().splitlines()]
-    assert [line['iter'] for line in lines] == list(range(1, 11))  # 1-5 before the stop, 6-10 after
-    images = json.loads((tmp_path / 'coco' / 'annotations' / 'instances_train2017.json').read_text())['images']
-    trained = [img_id for line in lines for img_id in line['img_ids']]
-    assert sorted(trained) == sorted(image['id'] for image in images), trained  # each once
+    trained = trained_images(root / 'det')
+    assert [it for it, _ in trained] == list(range(1, 11))  # 1-5 before the stop, 6-10 after
+    images = json.loads((root / 'coco' / 'annotations' / 'instances_train2017.json').read_text())['images']
+    ids = [img_id for _, img_ids in trained for img_id in img_ids]
+    assert sorted(ids) == sorted(image['id'] for image in images), ids  # each once
 
 
-def test_an_iteration_based_resume_without_a_fixed_seed_trains_the_images_of_the_uninterrupted_run(tmp_path):
+def test_an_iteration_based_resume_without_a_fixed_seed_trains_the_images_of_the_uninterrupted_run(seedless):
     """mmengine's ``IterBasedTrainLoop`` replays the batches a resumed run trained, in the order of the sampler's seed,
     which a run with ``randomness=dict(seed=None)`` draws at each start: resumed from its checkpoint of iteration 5,
     it must train in iterations 6 to 12 the images that the uninterrupted run trained there."""
-    write_ade_demo(str(tmp_path / 'ade'), num_train=8, num_val=1, seed=0, size=64)
-    env = dist_env(dict(os.environ, ADE_DEMO_ROOT=str(tmp_path / 'ade')))
-    started, trained = {}, {}
-    for name, resume in (('whole', ()), ('resumed', ('--resume', str(tmp_path / 'whole' / 'iter_5.pth')))):
-        started[name] = finish(tool('tools/train.py', str(SEEDLESS_SEG), '--work-dir', str(tmp_path / name), *resume,
-                                    env=env))
-        lines = (tmp_path / name / 'rank0_images.jsonl').read_text().splitlines()
-        trained[name] = {line['iter']: line['img_ids'] for line in map(json.loads, lines)}
-    whole, resumed = trained['whole'], trained['resumed']
-    assert "the sampler's seed is the checkpoint's, and mmengine replays the first 5 batches" in started['resumed']
-    seeds = [re.findall(r'^\s*seed: (\d+)$', out, re.M) for out in started.values()]
+    root = seedless['root']
+    whole, resumed = (trained_images(root / name) for name in ('seg_whole', 'seg_resumed'))
+    assert [it for it, _ in whole] == list(range(1, 13)) and [it for it, _ in resumed] == list(range(6, 13))
+    whole, resumed = dict(whole), dict(resumed)
+    assert "the sampler's seed is the checkpoint's, and mmengine replays the first 5 batches" in seedless['seg resumed']
+    seeds = drawn_seeds(seedless['seg whole'], seedless['seg resumed'])
     assert len(seeds[0]) == len(seeds[1]) == 1 and seeds[0] != seeds[1], seeds  # each start drew its own
-    assert list(whole) == list(range(1, 13)) and list(resumed) == list(range(6, 13))
     assert len({img for i in range(1, 5) for img in whole[i]}) == 8  # a pass over the images: order, not a subset
     assert resumed == {i: whole[i] for i in range(6, 13)}, (whole, resumed)
 

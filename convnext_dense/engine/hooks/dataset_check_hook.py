@@ -41,13 +41,17 @@ class DatasetCheckHook(Hook):
         self._prechecked.add(mode)
         if not isinstance(dataloader, Mapping):
             return
-        if self._config is None:
-            self._config = config_variables(runner.cfg), runner.cfg.get('model') or {}
-        variables, model = self._config
+        variables, model = self._read_config(runner)
         cfg, name = dataloader.get('dataset') or {}, f'{mode}_dataloader.dataset'
         check_dataset_config(cfg, name, variables)
         # classes named in the config: checked now, before the optimizer and the rest are built
         check_classes(model, cfg.get('metainfo') or {}, name)
+
+    def _read_config(self, runner) -> Tuple[Dict[str, str], Mapping]:
+        """The config's variables and model, read once for every loop and stage."""
+        if self._config is None:
+            self._config = config_variables(runner.cfg), runner.cfg.get('model') or {}
+        return self._config
 
     def before_run(self, runner) -> None:
         # the loops this run built; the public properties would build the others (and their datasets)
@@ -64,7 +68,7 @@ class DatasetCheckHook(Hook):
             cfg: Mapping = (runner.cfg.get(f'{mode}_dataloader') or {}).get('dataset') or {}
             dataset = loop.dataloader.dataset
             check_samples(dataset, cfg, name)
-            check_classes(runner.cfg.get('model') or {}, dataset.metainfo, name)
+            check_classes(self._read_config(runner)[1], dataset.metainfo, name)
             self._labels[mode] = (len(dataset.metainfo.get('classes', ())), getattr(dataset, 'ignore_index', 255),
                                   name)
 

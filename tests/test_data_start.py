@@ -125,6 +125,7 @@ def test_annotations_mmdet_leaves_out_are_one_warning_before_the_first_iteration
         assert out.count(line) == 1, (line, out[:first_iteration][-3000:])
         assert out.index(line) < first_iteration
     assert re.search(r'Epoch\(train\) \[1\]\[4/4\]', out)
+    assert 'requires_grad=True to a scalar' not in out  # NonFiniteLossHook reads the losses detached
 
 
 def test_strict_annotations_makes_them_an_error_before_the_first_iteration(runs, bad):

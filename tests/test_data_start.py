@@ -27,7 +27,7 @@ from test_own_data import DET_TEMPLATE, NAMES, TINY_DET, own_coco, user_config
 from test_stock_tools import stock_tool
 
 from conftest import finish, last_line, raised, tool
-from convnext_dense.datasets.coco_checks import CROWD, DROPPED, POLYGONS, annotation_findings
+from convnext_dense.datasets.coco_checks import CROWD, DROPPED, POLYGONS, annotation_findings, annotation_warnings
 from convnext_dense.datasets.dataset_checks import build_checked_dataset, strict_annotations
 from convnext_dense.synthetic import panoptic
 from convnext_dense.tools.browse_dataset import browse_dataset
@@ -186,6 +186,16 @@ def test_panoptic_segments_count_as_annotations(tmp_path):
     assert segments['background'] == 2  # the stuff class, in each image
     found, kept = annotation_findings(coco, panoptic.CLASSES, masks=True)
     assert kept == segments and not any(found.values())
+
+
+def test_classes_without_annotations_are_warned_but_not_in_an_image_info_file(data):
+    """COCO test-dev's image-info file lists images and categories, no annotations: nothing to count there."""
+    coco = read(data / VAL)
+    coco['annotations'] = [a for a in coco['annotations'] if a['category_id'] == coco['categories'][0]['id']]
+    assert annotation_warnings(coco, NAMES, True, 'val.json', 'val') == [
+        "val: val.json has no annotation mmdet keeps of 2 of the 3 classes: 'box', 'sail'"]
+    del coco['annotations']
+    assert annotation_warnings(coco, NAMES, True, 'test.json', 'test') == []
 
 
 def test_strict_annotations_must_be_a_bool():

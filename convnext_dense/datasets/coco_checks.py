@@ -158,7 +158,8 @@ def annotation_warnings(coco: Mapping, classes: Sequence[str], masks: bool, ann_
     annotations raise a ``DataError`` instead."""
     found, kept = annotation_findings(coco, classes, masks)
     said = []
-    empty = [c for c in classes if not kept[c]]
+    # an image-info file (COCO test-dev) has no annotations to count
+    empty = [c for c in classes if not kept[c]] if 'annotations' in coco else []
     if empty:
         said.append(f'{name}: {ann_file} has no annotation mmdet keeps of {len(empty)} of the {len(classes)} '
                     f'classes: {_names(empty)}')

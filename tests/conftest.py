@@ -61,6 +61,12 @@ def last_line(out: str) -> str:
     return out.strip().splitlines()[-1]
 
 
+def raised(kind: str) -> str:
+    """A regex of how the last line of a traceback names ``kind``, a class of ``convnext_dense.utils.errors`` (with
+    its module, as Python prints a class that is not a built-in)."""
+    return rf'(?:convnext_dense\.utils\.errors\.)?{kind}'
+
+
 def kill_while_writing(proc: subprocess.Popen, fifo: Path, timeout: float = 240,
                        kill: Optional[Callable[[], None]] = None) -> bytes:
     """SIGKILL ``proc`` while it is writing into ``fifo`` (a named pipe where it will write a file).

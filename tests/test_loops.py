@@ -28,7 +28,7 @@ from test_stock_tools import stock_tool
 from torch import nn
 from torch.utils.data import Dataset
 
-from conftest import REPO, finish, last_line, output, tool
+from conftest import REPO, finish, last_line, output, raised, tool
 from convnext_dense.engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from convnext_dense.engine.loops import resumable
 from convnext_dense.engine.train_state import ResumableBatchSampler
@@ -63,8 +63,8 @@ def without_data(tmp_path_factory) -> Dict[str, str]:
 def test_each_entry_point_checks_the_data_before_building_it(without_data, name):
     out = without_data[name]
     _, loader, variable = ENTRY_POINTS[name]
-    assert re.fullmatch(rf"FileNotFoundError: {loader}_dataloader\.dataset\.data_root: '.*/nowhere/' does not exist; "
-                        rf'the config reads data_root from {variable}: .*', last_line(out)), out[-3000:]
+    assert re.fullmatch(rf"{raised('MissingFileError')}: {loader}_dataloader\.dataset\.data_root: '.*/nowhere/' does "
+                        rf'not exist; the config reads data_root from {variable}: .*', last_line(out)), out[-3000:]
     trace = out[out.rindex('Traceback'):]
     assert 'convnext_dense/engine/loops.py' in trace and 'build_dataloader' not in trace, trace  # nothing built
     if name.startswith('FSDP'):

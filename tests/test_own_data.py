@@ -24,7 +24,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from test_stock_tools import stock_tool
 
-from conftest import REPO, finish, last_line, tool
+from conftest import REPO, finish, last_line, raised, tool
 from convnext_dense.class_checks import HEADS, check_classes, class_counts, fit_classes, mismatches
 from convnext_dense.datasets.dataset_checks import check_dataset_config
 from convnext_dense.synthetic.ade import write_ade_demo
@@ -123,16 +123,17 @@ def test_heads_left_at_the_demo_count_stop_naming_the_four_keys(runs):
     out = runs['det_heads'].result()
     keys = '; '.join(f'model.roi_head.{head}.num_classes=3 \\(now 4\\)'
                      for head in ('bbox_head.0', 'bbox_head.1', 'bbox_head.2', 'mask_head'))
-    assert re.fullmatch(rf"ValueError: train_dataloader\.dataset has 3 classes \('wheel', 'box', 'sail'\) but the "
-                        rf'model is set up for another count: set {keys} .*"Train on your own data"\)',
+    assert re.fullmatch(rf"{raised('ConfigError')}: train_dataloader\.dataset has 3 classes \('wheel', 'box', "
+                        rf"'sail'\) but the model is set up for another count: set {keys} "
+                        r'.*"Train on your own data"\)',
                         last_line(out)), last_line(out)
     assert 'Epoch(train)' not in out
 
 
 def test_upernet_heads_left_at_150_stop_naming_both(runs):
     out = runs['seg_heads'].result()
-    assert re.fullmatch(r'ValueError: train_dataloader\.dataset has 5 classes .*: set model\.decode_head\.'
-                        r'num_classes=5 \(now 150\); model\.auxiliary_head\.num_classes=5 \(now 150\) .*',
+    assert re.fullmatch(raised('ConfigError') + r': train_dataloader\.dataset has 5 classes .*: set model\.'
+                        r'decode_head\.num_classes=5 \(now 150\); model\.auxiliary_head\.num_classes=5 \(now 150\) .*',
                         last_line(out)), last_line(out)
 
 
@@ -145,7 +146,9 @@ def test_quick_start_without_ade20k_is_one_line_naming_the_variable(runs):
     """mmseg's tools/train.py on the ADE20K recipe without the data: one line instead of an os.scandir traceback
     from inside the dataset build."""
     out = runs['no_ade'].result()
-    assert last_line(out) == 'FileNotFoundError: ' + no_data('ADE20K_ROOT', 'data/ade/ADEChallengeData2016')
+    assert re.fullmatch(raised('MissingFileError') + ': ' + re.escape(no_data('ADE20K_ROOT',
+                                                                              'data/ade/ADEChallengeData2016')),
+                        last_line(out)), last_line(out)
     assert 'scandir' not in out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, finish, kill_while_writing, last_line, tool
+from conftest import REPO, finish, kill_while_writing, last_line, raised, tool
 from convnext_dense import ConvNeXt
 from convnext_dense.checkpoint import read_checkpoint
 from convnext_dense.engine.resume import POINTER
@@ -156,11 +156,11 @@ NON_FINITE_OPTIONS: Dict[str, Dict[str, object]] = {
 # the images found in the folder, one whose label map stays (the dataset drops the sample; the check finds it).
 MISSING = {'det': 'train2017/000000000003.png', 'seg': 'images/training/ADE_train_00000003.jpg'}
 MISSING_ERROR = {
-    'det': r'ValueError: train_dataloader\.dataset: 1 of 4 samples have a bad file \(named by '
+    'det': raised('DataError') + r': train_dataloader\.dataset: 1 of 4 samples have a bad file \(named by '
            r'\S*annotations/instances_train2017\.json\): (?P<path>\S+) does not exist\. Fix or remove them: they are '
            r'not skipped',
-    'seg': r'ValueError: train_dataloader\.dataset: 1 of 4 samples have a bad file: (?P<path>\S+) does not exist '
-           r'\(its label map \S+ADE_train_00000003\.png does\)\. Fix or remove them: they are not skipped',
+    'seg': raised('DataError') + r': train_dataloader\.dataset: 1 of 4 samples have a bad file: (?P<path>\S+) does '
+           r'not exist \(its label map \S+ADE_train_00000003\.png does\)\. Fix or remove them: they are not skipped',
 }
 
 

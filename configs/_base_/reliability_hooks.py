@@ -50,3 +50,6 @@ reliability_hooks = [
 ]
 # watchdog_timeout = SECONDS in a config (or --cfg-options watchdog_timeout=...) overrides the watchdog's 600 s
 # without a finished iteration on a rank; 0 turns it off
+# strict_annotations = True in a config (or --cfg-options strict_annotations=True) makes the annotations mmdet would
+# leave out (boxes outside their image, under 1 px; masks without a polygon of 3 points) an error of DatasetCheckHook
+# instead of a warning

@@ -10,6 +10,8 @@ mmseg's lists of auxiliary heads and losses) and for the one dict where the conf
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Mapping, Sequence, Tuple
 
+from ..utils.errors import ConfigError
+
 Counts = Mapping[str, int]  # 'classes', 'things', 'stuff'
 
 __all__ = ['ClassKey', 'HEADS', 'HeadFamily', 'check_classes', 'check_palette', 'class_counts', 'fit_classes',
@@ -150,7 +152,7 @@ def fit_classes(model: Mapping, metainfo: Mapping) -> Mapping:
 
 
 def check_classes(model: Mapping, metainfo: Mapping, name: str) -> None:
-    """Raise a ``ValueError`` naming every class-dependent key of ``model`` (a config) that does not fit the classes
+    """Raise a ``ConfigError`` naming every class-dependent key of ``model`` (a config) that does not fit the classes
     of a dataset (its ``metainfo``), and the value each needs.
 
     Args:
@@ -165,9 +167,9 @@ def check_classes(model: Mapping, metainfo: Mapping, name: str) -> None:
     bad = mismatches(model, counts)
     if bad:
         shown = ', '.join(map(repr, classes[:8])) + (', ...' if len(classes) > 8 else '')
-        raise ValueError(f'{name} has {len(classes)} classes ({shown}) but the model is set up for another count: '
-                         f'set {"; ".join(bad)} (e.g. with --cfg-options, or once in your config: see the README, '
-                         '"Train on your own data")')
+        raise ConfigError(f'{name} has {len(classes)} classes ({shown}) but the model is set up for another count: '
+                          f'set {"; ".join(bad)} (e.g. with --cfg-options, or once in your config: see the README, '
+                          '"Train on your own data")')
 
 
 def check_palette(metainfo: Mapping, name: str) -> None:
@@ -179,5 +181,5 @@ def check_palette(metainfo: Mapping, name: str) -> None:
     """
     classes, palette = metainfo.get('classes'), metainfo.get('palette')
     if classes and palette is not None and len(palette) != len(classes):
-        raise ValueError(f'{name}.metainfo: palette has {len(palette)} colours for {len(classes)} classes; give one '
-                         '(R, G, B) per class, in the order of the classes')
+        raise ConfigError(f'{name}.metainfo: palette has {len(palette)} colours for {len(classes)} classes; give '
+                          'one (R, G, B) per class, in the order of the classes')

@@ -9,42 +9,56 @@ each case):
 ===============================================  ==================================================================
 Case                                             What the user gets
 ===============================================  ==================================================================
-data_root / ann_file / image folder missing      ``FileNotFoundError`` naming the config key, the path and the
+data_root / ann_file / image folder missing      ``MissingFileError`` naming the config key, the path and the
                                                  environment variable that moves the data root (here)
-heads' class count differs from the dataset's    ``ValueError`` naming each config key and the value it needs
+heads' class count differs from the dataset's    ``ConfigError`` naming each config key and the value it needs
                                                  (``class_checks``)
-palette length differs from the classes          ``ValueError`` naming both counts (``class_checks``)
-annotation file not valid JSON                   ``ValueError`` naming the file, line and column (here)
-category id not in ``categories``                ``ValueError`` naming the annotation (or panoptic segment),
-                                                 image and id (here)
+palette length differs from the classes          ``ConfigError`` naming both counts (``class_checks``)
+annotation file not valid JSON                   ``DataError`` naming the file, line and column (``coco_checks``)
+category id not in ``categories``                ``DataError`` naming the annotation (or panoptic segment), image
+                                                 and id (``coco_checks``)
+a class that is no category of the file          ``ConfigError`` naming the file, the class and the file's
+(none at all: mmengine's ``need at least one     categories (``coco_checks``); the dataset class's own classes
+array to concatenate``)                          count where the config names none
+a class with no annotation in a split            a warning naming the classes (``coco_checks``): normal in a
+                                                 small validation split
 category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
-classes in another order than the file's         ``ValueError`` naming the order to use (here): mmdet numbers the
-                                                 labels in the file's order, the classes name them
-image file missing, empty, truncated, corrupt    ``ValueError`` counting them, naming the first few (here); fail,
+classes in another order than the file's         ``ConfigError`` naming the order to use (``coco_checks``): mmdet
+                                                 numbers the labels in the file's order, the classes name them
+image file missing, empty, truncated, corrupt    ``DataError`` counting them, naming the first few (here); fail,
                                                  not skip: a skipped image silently changes the data (in mmseg's
                                                  folder layout, a missing image is found by its label map)
-label map value >= number of classes             ``ValueError`` naming the file and the values (here), when its
+label map value >= number of classes             ``DataError`` naming the file and the values (here), when its
                                                  batch is run; 255 is ignored as mmseg does
-degenerate boxes (area or side < 1 px)           skipped by mmdet, as COCO does
+box empty after clipping to its image, area      left out by mmdet, as are polygons of under 3 points and crowd
+<= 0, width or height < 1; instance masks        annotations marked ignored: one warning counting each kind with
+without a polygon of 3 points; crowd             the first ids (``coco_checks``); the config's
+                                                 ``strict_annotations=True`` makes all but crowd an error
 images without annotations                       dropped from training by mmdet (``filter_empty_gt``), kept in
-                                                 evaluation; a dataset left empty raises ``ValueError`` (here)
+                                                 evaluation; a dataset left empty raises ``DataError`` (here)
 grayscale and RGBA images                        converted to 3 channels by mmcv's ``LoadImageFromFile``
 images smaller than the backbone's stride        padded by the data preprocessor (``size_divisor`` / ``size``);
                                                  unpadded, ``ConvNeXt.forward`` raises ``ValueError``
 ===============================================  ==================================================================
 
+The errors are ``convnext_dense.utils.errors``' markers of a user's mistake (``ValueError`` / ``FileNotFoundError``
+subclasses).
+
 Of images and label maps only the first and last bytes are read; a COCO annotation file is parsed once more
 (about 10 s for train2017's 450 MB, once per run).
 """
-import json
+import logging
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Sized
+from typing import Any, Dict, List, Mapping, Optional, Set, Sized
 
 from mmengine.registry import DATASETS
 
+from ..utils.errors import ConfigError, DataError, MissingFileError
+from ..utils.logging import print_log
 from .class_checks import check_palette
+from .coco_checks import check_coco
 
 SHOWN = 5  # bad files named in one message
 OTHER_IMAGE_MAGIC = (b'BM', b'II*\0', b'MM\0*', b'GIF8', b'RIFF')  # BMP, TIFF, GIF, WEBP: existence checked only
@@ -96,13 +110,22 @@ def _moved_by(root: str, variables: Mapping[str, str]) -> Optional[str]:
     return same[0] if same else None
 
 
-def _missing(name: str, key: str, what: str, root: str, variables: Mapping[str, str]) -> FileNotFoundError:
+def strict_annotations(cfg: Mapping) -> bool:
+    """The config's ``strict_annotations`` (default False): annotations mmdet would leave out are an error."""
+    strict = cfg.get('strict_annotations', False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f'strict_annotations={strict!r}; valid: True (annotations mmdet would leave out are an '
+                          'error) or False (a warning; the default)')
+    return strict
+
+
+def _missing(name: str, key: str, what: str, root: str, variables: Mapping[str, str]) -> MissingFileError:
     variable = _moved_by(root, variables) if root else None
     if variable:
         fix = f'the config reads data_root from {variable}: set {variable} to your dataset folder'
     else:
         fix = f'set {name}.data_root / {name}.{key} (in the config or with --cfg-options) to your dataset'
-    return FileNotFoundError(f'{name}.{key}: {what} does not exist; {fix} ({README_SECTION})')
+    return MissingFileError(f'{name}.{key}: {what} does not exist; {fix} ({README_SECTION})')
 
 
 def _check_paths(cfg: Mapping, name: str, variables: Mapping[str, str]) -> None:
@@ -120,64 +143,33 @@ def _check_paths(cfg: Mapping, name: str, variables: Mapping[str, str]) -> None:
             raise _missing(name, f'data_prefix.{key}', f'folder {_resolve(root, prefix)!r}', root, variables)
 
 
-def _check_coco(cfg: Mapping, name: str) -> None:
-    """A COCO-style annotation file is valid JSON and each annotation's category_id is among its categories.
-
-    mmdet would raise a JSON error without the file name, and silently drop annotations of unknown ids (it drops
-    those of categories outside the config's classes by design, so these stay its business).
-    """
-    ann_file = _resolve(cfg.get('data_root') or '', cfg.get('ann_file') or '')
-    if not ann_file.endswith('.json'):
-        return
-    try:
-        with open(ann_file) as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'{name}.ann_file: {ann_file} is not valid JSON: {e.msg} at line {e.lineno} column '
-                         f'{e.colno}') from e
-    if not isinstance(coco, dict) or 'categories' not in coco:
-        return  # not COCO: the dataset class reads it
-    categories = {c['id'] for c in coco['categories']}
-    for ann in coco.get('annotations', []):
-        for segment in ann.get('segments_info', [ann]):  # a panoptic record lists its image's segments
-            if segment.get('category_id') not in categories:
-                what = 'segment' if 'segments_info' in ann else 'annotation'
-                raise ValueError(f"{name}.ann_file: {ann_file}: {what} {segment.get('id')} (image "
-                                 f"{ann.get('image_id')}) has category_id {segment.get('category_id')}, not one of "
-                                 f'the ids in "categories": {sorted(categories)}')
-    _check_class_order(coco['categories'], (cfg.get('metainfo') or {}).get('classes'), ann_file, name)
-
-
-def _check_class_order(categories: List[dict], classes: Optional[Sequence[str]], ann_file: str, name: str) -> None:
-    """mmdet numbers the labels in the file's order of ``categories`` (pycocotools' ``getCatIds``), not in the order
-    of the config's ``classes``, which name them: other orders would silently name every label wrongly."""
-    if not classes:
-        return
-    in_file = tuple(c['name'] for c in categories if c['name'] in classes)
-    wanted = tuple(c for c in classes if c in in_file)
-    if in_file != wanted:
-        raise ValueError(f'{name}.metainfo.classes: {ann_file} lists these categories in another order; mmdet '
-                         f'numbers the labels in the file\'s order, so list the classes as {in_file!r}')
-
-
-def check_dataset_config(cfg: Mapping, name: str, variables: Optional[Mapping[str, str]] = None) -> None:
+def check_dataset_config(cfg: Mapping, name: str, variables: Optional[Mapping[str, str]] = None,
+                         strict: bool = False) -> List[str]:
     """Before a dataset is built: its data root, annotation file and data folders exist, a COCO annotation file
-    is valid JSON whose annotations name known categories, and a palette in its metainfo has a colour per class.
+    fits the config (``coco_checks``), and a palette in its metainfo has a colour per class.
 
     Args:
         cfg: The dataset's config.
         name: Where the config sits, for messages, e.g. 'train_dataloader.dataset'.
         variables: The environment variables the config was read with (``Config.env_variables``), to name the one
             that moves a missing data root. Default: none.
+        strict: Annotations mmdet would leave out are an error, not a warning (the config's
+            ``strict_annotations``). Default: False.
+
+    Returns:
+        The warnings to log, one line each.
     """
     _check_paths(cfg, name, variables or {})
-    _check_coco(cfg, name)
+    ann_file = _resolve(cfg.get('data_root') or '', cfg.get('ann_file') or '')
+    said = check_coco(ann_file, cfg, name, strict) if ann_file.endswith('.json') else []
     check_palette(cfg.get('metainfo') or {}, name)
+    return said
 
 
-def _empty(cfg: Mapping, name: str) -> ValueError:
-    return ValueError(f'{name}: no samples in {cfg.get("ann_file") or cfg.get("data_root")!r} (images without '
-                      'annotations are dropped from training)')
+def _empty(cfg: Mapping, name: str) -> DataError:
+    return DataError(f'{name}: no samples in {cfg.get("ann_file") or cfg.get("data_root")!r}: it lists no images, or '
+                     '(training) none of its images has an annotation of the classes that mmdet keeps '
+                     '(filter_cfg.filter_empty_gt leaves such images out)')
 
 
 def _images_missing_for_label_maps(dataset: Any, named: Set[str]) -> List[str]:
@@ -228,7 +220,7 @@ def check_samples(dataset: Sized, cfg: Mapping, name: str) -> None:
     if problems:
         ann_file = cfg.get('ann_file')
         named = f' (named by {_resolve(cfg.get("data_root") or "", ann_file)})' if ann_file else ''
-        raise ValueError(f'{name}: {len(problems)} of {samples} samples have a bad file{named}: '
+        raise DataError(f'{name}: {len(problems)} of {samples} samples have a bad file{named}: '
                          f'{"; ".join(problems[:SHOWN])}{"; ..." if len(problems) > SHOWN else ""}. Fix or '
                          'remove them: they are not skipped')
 
@@ -248,20 +240,23 @@ def check_labels(sample: Any, num_classes: int, ignore_index: int, name: str) ->
     values = (label.data if 'data' in label else label.sem_seg).unique()  # mmseg's field; mmdet's (panoptic)
     bad = values[(values >= num_classes) & (values != ignore_index)]
     if len(bad):
-        raise ValueError(f'{name}: label map {sample.metainfo.get("seg_map_path")} holds class indices '
+        raise DataError(f'{name}: label map {sample.metainfo.get("seg_map_path")} holds class indices '
                          f'{bad.tolist()} (after reduce_zero_label, if set) but the config has {num_classes} classes: '
                          f'valid are 0..{num_classes - 1} and {ignore_index} (ignored)')
 
 
-def build_checked_dataset(cfg: Mapping, name: str = 'dataset', variables: Optional[Mapping[str, str]] = None) -> Any:
-    """Check a dataset's config, build it in the current scope, and check its samples.
+def build_checked_dataset(cfg: Mapping, name: str = 'dataset', variables: Optional[Mapping[str, str]] = None,
+                          strict: bool = False) -> Any:
+    """Check a dataset's config (logging its warnings), build it in the current scope, and check its samples.
 
     Args:
         cfg: The dataset's config.
         name: Where the config sits, for messages. Default: 'dataset'.
         variables: The environment variables the config reads (``config_variables``). Default: none.
+        strict: Annotations mmdet would leave out are an error (``check_dataset_config``). Default: False.
     """
-    check_dataset_config(cfg, name, variables)
+    for line in check_dataset_config(cfg, name, variables, strict):
+        print_log(line, level=logging.WARNING)
     try:
         dataset = DATASETS.build(cfg)
     except ValueError as e:  # mmengine packs the samples with np.concatenate, which fails on none

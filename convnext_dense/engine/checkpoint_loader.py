@@ -17,6 +17,7 @@ from ..checkpoint.checks import check_keys
 from ..checkpoint.download import URL_SCHEMES
 from ..checkpoint.hub import HF_SCHEME
 from ..checkpoint.loading import map_whole_model, read_convnext_checkpoint
+from ..checkpoint.model_layouts import detect_model_layout
 from ..utils.logging import print_log
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
@@ -36,8 +37,15 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
     if holder and not isinstance(checkpoint[holder], Mapping):
         raise ValueError(f"checkpoint {filename!r}: its 'state_dict' is a {type(checkpoint[holder]).__name__}, not "
                          'a dict of tensors')
-    check_keys(checkpoint[holder] if holder else checkpoint, filename)
-    state_dict, layout = map_whole_model(checkpoint[holder] if holder else checkpoint)
+    state_dict = checkpoint[holder] if holder else checkpoint
+    check_keys(state_dict, filename)
+    model_layout = detect_model_layout(list(state_dict))
+    if model_layout is not None:  # a whole model of another framework: its names become the mmdet / mmseg model's
+        state_dict = model_layout.convert(dict(state_dict))
+        print_log(f'convnext_dense: {filename} is {model_layout.model} ({model_layout.name} layout); renamed its '
+                  f'{len(state_dict)} tensors to the mmdet / mmseg names', logger='current')
+        checkpoint = {**checkpoint, holder: state_dict} if holder else state_dict
+    state_dict, layout = map_whole_model(state_dict)
     if layout is None:
         return checkpoint  # not a ConvNeXt backbone of a known layout
     if layout.name != 'official':  # official names are ours: only GRN shapes can have changed

@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmengine.registry import VISUALIZERS
 from mmengine.utils import ProgressBar
 
-from ..datasets.dataset_checks import build_checked_dataset, config_variables
+from ..datasets.dataset_checks import build_checked_dataset, config_variables, strict_annotations
+from ..utils.errors import ConfigError
 from .cli import toolkit_scope
 
 
@@ -29,10 +30,10 @@ def browse_dataset(cfg: Config, output_dir: str, max_images: Optional[int] = Non
         The files written, in dataset order.
     """
     if max_images is not None and max_images < 1:
-        raise ValueError(f'max_images={max_images} must be >= 1 (or None for the whole training set)')
+        raise ConfigError(f'max_images={max_images} must be >= 1 (or None for the whole training set)')
     with toolkit_scope(cfg):
         dataset = build_checked_dataset(cfg.train_dataloader.dataset, 'train_dataloader.dataset',
-                                        config_variables(cfg))
+                                        config_variables(cfg), strict_annotations(cfg))
         # drawings go to files directly; the config's vis backends (logging to a work dir) are not wanted here
         visualizer = VISUALIZERS.build(dict(cfg.visualizer, vis_backends=None))
     visualizer.dataset_meta = dataset.metainfo

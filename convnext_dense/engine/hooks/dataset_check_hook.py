@@ -6,7 +6,13 @@ from mmengine.runner import BaseLoop
 from torch.utils.data import DataLoader
 
 from ...datasets.class_checks import check_classes
-from ...datasets.dataset_checks import check_dataset_config, check_labels, check_samples, config_variables
+from ...datasets.dataset_checks import (
+    check_dataset_config,
+    check_labels,
+    check_samples,
+    config_variables,
+    strict_annotations,
+)
 
 MODES = ('train', 'val', 'test')
 # where a run's loop is not ours; the loop classes live above the hooks (engine/loops.py), hence their names here
@@ -20,18 +26,22 @@ class DatasetCheckHook(Hook):
     """Check the data of a run before its datasets are built, before its first iteration, and in each batch.
 
     ``check_config`` checks the dataset config of a loop before the loop builds its loader: paths (naming the
-    variable that moves the data root), annotation file, category ids, palette, and the heads against classes named in
-    ``metainfo``; convnext_dense's loops (``engine/loops.py``) call it, and ``before_run`` warns once where a loop of
-    the run is another (the datasets were built unchecked). ``before_run`` checks each built dataset's image and label
-    map files and its classes against every head (``class_checks``); each batch's label maps are checked against the
-    class count.
+    variable that moves the data root), annotation file, category ids, class names against the file's categories,
+    palette, and the heads against classes named in ``metainfo``; convnext_dense's loops (``engine/loops.py``) call
+    it, and ``before_run`` warns once where a loop of the run is another (the datasets were built unchecked). What
+    ``datasets.coco_checks`` only warns about (classes without annotations in a split, annotations mmdet leaves out
+    or marks ignored) is logged once; the config's ``strict_annotations = True`` (or ``--cfg-options
+    strict_annotations=True``) makes annotations left out, or ignored for their polygons, an error. ``before_run``
+    checks each built dataset's image and label map files and its classes against every head (``class_checks``);
+    each batch's label maps are checked against the class count.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._labels: Dict[str, tuple] = {}  # mode -> (number of classes, ignore index, config name)
-        self._config: Optional[Tuple[Dict[str, str], Mapping]] = None  # the config's variables and model, read once
+        self._config: Optional[Tuple[Dict[str, str], Mapping, bool]] = None  # variables, model, strict: read once
+        self._said: Set[str] = set()  # warnings logged (val and test often share a dataset config)
         self._prechecked: Set[str] = set()  # the modes whose loop called check_config
         self._warned = False
 
@@ -41,16 +51,19 @@ class DatasetCheckHook(Hook):
         self._prechecked.add(mode)
         if not isinstance(dataloader, Mapping):
             return
-        variables, model = self._read_config(runner)
+        variables, model, strict = self._read_config(runner)
         cfg, name = dataloader.get('dataset') or {}, f'{mode}_dataloader.dataset'
-        check_dataset_config(cfg, name, variables)
+        for line in check_dataset_config(cfg, name, variables, strict):
+            if line not in self._said:
+                self._said.add(line)
+                runner.logger.warning(line)
         # classes named in the config: checked now, before the optimizer and the rest are built
         check_classes(model, cfg.get('metainfo') or {}, name)
 
-    def _read_config(self, runner) -> Tuple[Dict[str, str], Mapping]:
-        """The config's variables and model, read once for every loop and stage."""
+    def _read_config(self, runner) -> Tuple[Dict[str, str], Mapping, bool]:
+        """The config's variables, model and ``strict_annotations``, read once for every loop and stage."""
         if self._config is None:
-            self._config = config_variables(runner.cfg), runner.cfg.get('model') or {}
+            self._config = config_variables(runner.cfg), runner.cfg.get('model') or {}, strict_annotations(runner.cfg)
         return self._config
 
     def before_run(self, runner) -> None:

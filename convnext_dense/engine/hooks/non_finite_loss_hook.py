@@ -23,7 +23,9 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                          outputs: Optional[Dict[str, Tensor]] = None) -> None:
-        losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
+        # mmengine's parsed losses still hold their graph: detached, torch does not warn about the conversion
+        losses = {key: float(value.detach() if isinstance(value, Tensor) else value)
+                  for key, value in (outputs or {}).items() if 'loss' in key}
         bad = {key: value for key, value in losses.items() if not math.isfinite(value)}
         flag = torch.tensor([float(bool(bad))], device=get_device())  # NCCL reduces GPU tensors only
         if runner.distributed:

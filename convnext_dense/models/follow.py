@@ -11,6 +11,8 @@ from typing import Any, Dict, Sequence, Union
 
 import torch
 
+from ..utils.errors import ConfigError, ConfigTypeError
+
 READERS = ('neck', 'decode_head', 'auxiliary_head')  # the parts that read the backbone's maps
 
 
@@ -40,8 +42,8 @@ def FollowBackbone(model_type: str, backbone: Dict[str, Any], **model: Any) -> t
     with torch.device('meta'):
         built = MODELS.build(dict(backbone, init_cfg=None))
     if not callable(getattr(built, 'output_shape', None)):
-        raise TypeError(f'FollowBackbone needs a backbone that states its maps with output_shape(); '
-                        f'{backbone.get("type")} has none: set the in_channels of {", ".join(READERS)} by hand')
+        raise ConfigTypeError(f'FollowBackbone needs a backbone that states its maps with output_shape(); '
+                              f'{backbone.get("type")} has none: set the in_channels of {", ".join(READERS)} by hand')
     channels = built.output_shape().channels
     for name in READERS:
         part = model.get(name)
@@ -50,8 +52,8 @@ def FollowBackbone(model_type: str, backbone: Dict[str, Any], **model: Any) -> t
         wanted = _channels_read(part, channels)
         given = part.get('in_channels')
         if given is not None and (list(given) if isinstance(given, (list, tuple)) else given) != wanted:
-            raise ValueError(f'model.{name}.in_channels={given} but the backbone ({backbone.get("type")} '
-                             f'{ {k: v for k, v in backbone.items() if k in ("step", "regime", "arch")} }) returns '
-                             f'{wanted} there: leave in_channels=None to read them from the backbone')
+            raise ConfigError(f'model.{name}.in_channels={given} but the backbone ({backbone.get("type")} '
+                              f'{ {k: v for k, v in backbone.items() if k in ("step", "regime", "arch")} }) returns '
+                              f'{wanted} there: leave in_channels=None to read them from the backbone')
         model[name] = dict(part, in_channels=wanted)
     return MODELS.build(dict(type=model_type, backbone=backbone, **model))

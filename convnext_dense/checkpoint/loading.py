@@ -99,8 +99,7 @@ def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, auto: Seq
     """``prefix`` ending in '.' (a ValueError if no key has it); for None the first of ``auto`` that keys have."""
     if prefix is None:
         return next((p for p in auto if any(k.startswith(p) for k in keys)), '')
-    if prefix and not prefix.endswith('.'):
-        prefix += '.'
+    prefix += '.' if prefix and not prefix.endswith('.') else ''
     if prefix and not any(k.startswith(prefix) for k in keys):
         found = sorted({k.split('.', 1)[0] + '.' for k in keys})
         raise CheckpointError(f'prefix {prefix!r} matches no key of {path!r}; its top-level prefixes are '

@@ -91,7 +91,7 @@ def collect_inputs(paths: Sequence[str]) -> List[Source]:
                             f'{stem}); run them separately or with separate --out-dir')
         seen[stem] = source.path
     if problems:
-        raise ConfigError('; '.join(problems))
+        raise ConfigError('\n'.join(problems))
     return sources
 
 

@@ -32,10 +32,12 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> No
             else type(backbone).__name__ if backbone is not None else 'no backbone')
     mapped = _file_backbone(checkpoint, source)
     if not any(key in own and own[key].shape == value.shape for key, value in state.items()):
+        whole = mapped is not None and mapped.prefix == WHOLE_MODEL_PREFIX and is_convnext
+        fix = 'set model.backbone.arch to match the file' if whole else 'it is a checkpoint of another model'
         raise CheckpointError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
                               f'{type(model).__name__} of this config (backbone {ours}); the file holds '
                               f'{_describe_file(mapped)} (its keys start {_first(state)}, the model\'s '
-                              f'{_first(own)}); it is a checkpoint of another model')
+                              f'{_first(own)}); {fix}')
     if is_convnext and mapped is not None and mapped.prefix == WHOLE_MODEL_PREFIX:
         _check_backbone(backbone, mapped.state_dict, source, ours)
 

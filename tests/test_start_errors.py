@@ -96,13 +96,13 @@ def test_a_converted_whole_model_of_other_channels_names_its_arch(tmp_path, mode
     assert stat.S_IMODE((tmp_path / 'whole.pth').stat().st_mode) == 0o666 & ~old
 
 
-@pytest.mark.parametrize('name, reason', [('truncated', 'the file is truncated, corrupt or not a PyTorch checkpoint'),
-                                          ('text', 'the file is truncated, corrupt or not a PyTorch checkpoint')])
-def test_an_unreadable_checkpoint_is_one_error_naming_the_file(files, name, reason):
+@pytest.mark.parametrize('name', ['truncated', 'text'])
+def test_an_unreadable_checkpoint_is_one_error_naming_the_file(files, name):
     with pytest.raises(CheckpointError) as error:
         read_checkpoint(files[name])
     message = str(error.value)
-    assert message.startswith(f"cannot read checkpoint '{files[name]}': ") and message.endswith(f'({reason})')
+    assert message.startswith(f"cannot read checkpoint '{files[name]}': ")
+    assert message.endswith('(the file is truncated, corrupt or not a PyTorch checkpoint)')
     assert '\n' not in message
     assert error.value.__cause__ is None and error.value.__suppress_context__  # no chained torch traceback
 

@@ -41,6 +41,7 @@ COLUMNS: Dict[str, object] = {
     'box AP': ('Results', 'box AP'), 'box AP (mmdet)': ('Results', 'box AP'), 'mask AP': ('Results', 'mask AP'),
     'mIoU ss': ('Results', 'mIoU'), 'mIoU ms': ('Results', 'mIoU (ms+flip)'),
     'mIoU (published, DINOv3 model card)': ('Results', 'mIoU'),
+    'trained weights (published)': 'Weights',  # the model's Weights (a file name of the URL), not a Metadata field
 }
 UNITS = {'M': 1e6, 'G': 1e9, 'T': 1e12}
 
@@ -154,7 +155,7 @@ def expected(model: dict, field: object) -> Optional[object]:
     if isinstance(field, tuple):
         metrics = {k: v for result in model.get('Results', []) for k, v in result['Metrics'].items()}
         return metrics.get(field[1])
-    return model['Metadata'].get(field)
+    return model.get(field) if field == 'Weights' else model['Metadata'].get(field)
 
 
 def mismatches(models: Dict[str, dict]) -> List[str]:
@@ -172,7 +173,7 @@ def mismatches(models: Dict[str, dict]) -> List[str]:
                     bad.append(f'{where}: {config} says {column} is not published, the metafile has Results')
             elif want is None:
                 bad.append(f'{where}: {config} shows {column} = {cell!r}, the metafile has no {field}')
-            elif field == 'Pretrained':
+            elif field in ('Pretrained', 'Weights'):
                 if cell.strip('`') != str(want).rsplit('/', 1)[-1]:
                     bad.append(f'{where}: {config} starts from {cell}, the metafile from {want}')
             elif field == 'Roadmap Step':
@@ -196,7 +197,9 @@ def test_every_metafile_model_and_published_result_is_in_a_table():
         shown.setdefault(config, set()).update(COLUMNS[column] for column in cells)
     assert set(models) == set(shown), f'configs without a table row: {sorted(set(models) - set(shown))}'
     for config, model in models.items():
-        for field in ('Parameters', 'FLOPs', *[('Results', m) for r in model.get('Results', []) for m in r['Metrics']]):
+        weights = ['Weights'] if 'Weights' in model else []
+        for field in ('Parameters', 'FLOPs', *weights,
+                      *[('Results', m) for r in model.get('Results', []) for m in r['Metrics']]):
             assert field in shown[config], f'{config}: the tables do not show its {field}'
 
 
@@ -209,6 +212,16 @@ def test_get_flops_examples_equal_the_metafiles():
     for match in examples:
         metadata = models[match.group(1)]['Metadata']
         assert (match.group(2), match.group(3)) == (metadata['Parameters'], metadata['FLOPs']), match.group(0)
+
+
+def test_test_tool_examples_name_the_metafiles_weights():
+    """The `tools/test.py configs/CONFIG URL` examples (docs/model_zoo.md): each URL is its config's Weights."""
+    models = metafile_models()
+    examples = [match for path in TEXTS for match in re.finditer(
+        r'tools/test\.py configs/(\S+\.py) (https://\S+)', path.read_text())]
+    assert len(examples) >= 2
+    for match in examples:
+        assert models[match.group(1)].get('Weights') == match.group(2), match.group(0)
 
 
 def test_a_changed_number_is_caught():

@@ -196,14 +196,14 @@ def test_names_load_through_the_hub_with_one_line_errors(online, served):
     downloads = [path for method, path in requests if method == 'GET' and '/resolve/' in path]
     assert '/laion/CLIP-like/resolve/main/open_clip_model.safetensors' in downloads
     assert not any(path.endswith('.bin') for path in downloads)  # the safetensors twin is taken, the .bin left
-    assert results['several'] == ('ValueError: hf://org/several: the repo holds 2 weights files (a.pth, b.pth); name '
-                                  'one, e.g. hf://org/several/a.pth')
+    assert results['several'] == ('CheckpointError: hf://org/several: the repo holds 2 weights files (a.pth, b.pth); '
+                                  'name one, e.g. hf://org/several/a.pth')
     assert results['gated'] == (f'PermissionError: hf://facebook/gated: facebook/gated is a gated repository and this '
                                 f'machine has no access: request access on {served.endpoint}/facebook/gated and log '
                                 'in (`hf auth login`, or set HF_TOKEN)')
-    assert results['no_repo'].startswith('FileNotFoundError: hf://org/nothing: no repository org/nothing on ')
-    assert results['no_file'] == "FileNotFoundError: hf://org/several/c.pth: org/several has no file 'c.pth'"
-    assert results['bad_name'].startswith("ValueError: checkpoint 'hf://org': expected hf://ORG/REPO")
+    assert results['no_repo'].startswith('MissingFileError: hf://org/nothing: no repository org/nothing on ')
+    assert results['no_file'] == "MissingFileError: hf://org/several/c.pth: org/several has no file 'c.pth'"
+    assert results['bad_name'].startswith("CheckpointError: checkpoint 'hf://org': expected hf://ORG/REPO")
     assert results['init_cfg'] == f'OK {gamma_sum(served.repos["org/several"]["a.pth"])}'
     assert results['load_from'] == f'OK {gamma_sum(served.repos["org/whole"]["sub/whole.pth"])}'
 
@@ -234,8 +234,8 @@ def test_offline_names_resolve_from_the_cache_or_fail_clearly(online, served):
                                    'uncached': 'hf://org/several/a2.pth', 'uncached_repo': 'hf://org/other'},
                     offline=True)
     assert results['repo'] == 'OK official' and results['file'] == 'OK official'  # the snapshot's one weights file
-    assert results['uncached'].startswith('FileNotFoundError: hf://org/several/a2.pth is not in the Hugging Face cache')
-    assert results['uncached_repo'].startswith('FileNotFoundError: hf://org/other is not in the Hugging Face cache')
+    assert results['uncached'].startswith('MissingFileError: hf://org/several/a2.pth is not in the Hugging Face cache')
+    assert results['uncached_repo'].startswith('MissingFileError: hf://org/other is not in the Hugging Face cache')
     assert all('HF_HUB_OFFLINE=1 forbids downloads' in results[case] for case in ('uncached', 'uncached_repo'))
     assert len(served.requests) == before  # offline: nothing asked of the server
 

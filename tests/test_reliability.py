@@ -297,19 +297,24 @@ def test_bad_configs_checkpoints_and_untrusted_files_through_the_tools(tmp_path,
         'test.py, wrong arch': [*test, str(files['wider'])],
         'load_from, no tensor fits': [*train, '--cfg-options', f'load_from={files["foreign"]}'],
     }
-    refused = rf"ValueError: refusing to read '{files['evil']}': it holds more than weights \(.*\)\. convnext_dense " \
+    refused = rf"convnext_dense\.utils\.errors\.CheckpointError: refusing to read '{files['evil']}': it holds more " \
+              r'than weights \(.*\)\. convnext_dense ' \
               r'reads checkpoints with torch\.load\(weights_only=True\), so code in a file never runs.*'
     expected = {
         'test.py, malicious': refused,
         '--resume, malicious': refused,
         'load_from, malicious': refused,
         'misspelt key': r"TypeError: ConvNeXt\.__init__\(\) got an unexpected keyword argument 'drop_path_rat'",
-        'test.py, wrong arch': rf"ValueError: checkpoint {files['wider']}: backbone\.downsample_layers\.0\.0\.weight "
+        'test.py, wrong arch': rf"convnext_dense\.utils\.errors\.CheckpointError: checkpoint {files['wider']}: "
+                               r'backbone\.downsample_layers\.0\.0\.weight '
                                r'has shape \(16, 3, 4, 4\) in the file but \(8, 3, 4, 4\) in the model; the file '
                                r'holds ConvNeXt no arch in ARCH_SETTINGS \(depths \(1, 1, 1, 1\), channels \(16, 32, '
                                r'48, 64\)\), .*: set model\.backbone\.arch to match the file',
-        'load_from, no tensor fits': rf"ValueError: checkpoint {files['foreign']}: none of its 2 tensors fits the "
-                                     r'EncoderDecoder of this config .*; it is a checkpoint of another model',
+        'load_from, no tensor fits': rf"convnext_dense\.utils\.errors\.CheckpointError: checkpoint "
+                                     rf"{files['foreign']}: "
+                                     r'none of its 2 tensors fits the EncoderDecoder of this config \(backbone '
+                                     r'ConvNeXt .*\); the file holds no ConvNeXt backbone .*; it is a checkpoint of '
+                                     r'another model',
     }
 
     with ThreadPoolExecutor(max_workers=3) as pool:

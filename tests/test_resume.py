@@ -110,10 +110,11 @@ def runs(tmp_path_factory) -> Dict[str, Tuple[Path, subprocess.Popen]]:
 
 def test_resume_errors_through_our_train_tool_and_mmsegs(runs):
     (empty, ours), (broken, mmseg) = runs['empty'], runs['broken']
-    assert re.fullmatch(rf'FileNotFoundError: --resume: nothing to resume from in {empty}: it has no '
-                        r'last_checkpoint\. .*', last_line(finish(ours, ok=False)))
-    assert re.fullmatch(rf'ValueError: {broken}/last_checkpoint names {broken}/iter_4\.pth, which is truncated .* '
-                        rf'resume from it with --resume {broken}/iter_2\.pth', last_line(finish(mmseg, ok=False)))
+    assert re.fullmatch(rf'convnext_dense\.utils\.errors\.MissingFileError: --resume: nothing to resume from in '
+                        rf'{empty}: it has no last_checkpoint\. .*', last_line(finish(ours, ok=False)))
+    assert re.fullmatch(rf'convnext_dense\.utils\.errors\.CheckpointError: {broken}/last_checkpoint names '
+                        rf'{broken}/iter_4\.pth, which is truncated .* resume from it with --resume '
+                        rf'{broken}/iter_2\.pth', last_line(finish(mmseg, ok=False)))
 
 
 class Runner(SimpleNamespace):

@@ -345,7 +345,8 @@ def test_non_finite_loss_stops_with_our_message(name, runs):
 def test_checkpoint_of_another_arch_is_refused(name, runs):
     """load_from a checkpoint whose backbone is twice as wide: refused, naming both archs, before training."""
     out = runs.entries[name].wrong_arch.result()
-    assert re.fullmatch(r'ValueError: checkpoint \S+/wider_\w+\.pth: backbone\.downsample_layers\.0\.0\.weight has '
+    assert re.fullmatch(r'convnext_dense\.utils\.errors\.CheckpointError: checkpoint \S+/wider_\w+\.pth: '
+                        r'backbone\.downsample_layers\.0\.0\.weight has '
                         r'shape \(16, 3, 4, 4\) in the file but \(8, 3, 4, 4\) in the model; the file holds ConvNeXt '
                         r'no arch in ARCH_SETTINGS \(depths \(1, 1, 1, 1\), channels \(16, 32, 48, 64\)\), the model '
                         r'ConvNeXt .*channels \(8, 16, 24, 32\).*: set model\.backbone\.arch to match the file',

@@ -9,6 +9,7 @@ seconds per iteration, the data-loading share and, for epoch-based runs, the slo
 import argparse
 
 from convnext_dense.tools.analyze_logs import format_train_time, load_scalars, plot_curves, train_time
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -10,6 +10,7 @@ import argparse
 
 from convnext_dense.tools.cli import add_config_arguments, load_config
 from convnext_dense.tools.get_flops import config_complexity, default_shape, format_complexity
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

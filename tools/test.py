@@ -16,6 +16,8 @@ from convnext_dense.tools.cli import (
     enable_visualization,
     load_config,
 )
+from convnext_dense.utils.error_report import run_tool
+from convnext_dense.utils.errors import MissingFileError
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,7 +40,7 @@ def main() -> None:
     args = parse_args()
     checkpoint = resolve(args.checkpoint)  # a URL: its cached copy, downloaded first if missing
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+        raise MissingFileError(f'checkpoint {checkpoint} does not exist')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = checkpoint
     if args.tta:
@@ -53,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

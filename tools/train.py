@@ -11,6 +11,7 @@ import os
 
 from convnext_dense.engine.resume import RESUME_AUTO
 from convnext_dense.tools.cli import add_config_arguments, build_runner, enable_amp, load_config
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

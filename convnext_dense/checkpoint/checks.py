@@ -8,6 +8,7 @@ from typing import Dict, Mapping, Sequence
 from torch import Tensor, nn
 
 from ..specs.arch import describe_arch, likely_arch
+from ..utils.errors import CheckpointError
 from .layouts import LAYOUTS
 
 
@@ -24,18 +25,18 @@ def shape_mismatch(source: str, key: str, file_shape: Sequence[int], model_shape
         model: The ConvNeXt backbone.
         setting: The option that sets the model's arch, as the user writes it. Default: 'arch'.
     """
-    return ValueError(f'checkpoint {source}: {key} has shape {tuple(file_shape)} in the file but '
-                      f'{tuple(model_shape)} in the model; the file holds {likely_arch(file_backbone)}, the model '
-                      f'ConvNeXt {describe_arch(model.arch_depths, model.arch_channels)}: set {setting} to match the '
-                      'file')
+    return CheckpointError(f'checkpoint {source}: {key} has shape {tuple(file_shape)} in the file but '
+                           f'{tuple(model_shape)} in the model; the file holds {likely_arch(file_backbone)}, the '
+                           f'model ConvNeXt {describe_arch(model.arch_depths, model.arch_channels)}: set {setting} to '
+                           'match the file')
 
 
 def check_keys(state_dict: Mapping, path: str) -> None:
     """Raise a ValueError naming the file if a key of ``state_dict`` is not a str (no state dict has one)."""
     bad = next((key for key in state_dict if not isinstance(key, str)), None)
     if bad is not None:
-        raise ValueError(f'checkpoint {path!r}: its state dict has the key {bad!r} ({type(bad).__name__}); a state '
-                         'dict maps str names to tensors')
+        raise CheckpointError(f'checkpoint {path!r}: its state dict has the key {bad!r} ({type(bad).__name__}); a '
+                              'state dict maps str names to tensors')
 
 
 def check_tensor_fits(source: str, key: str, tensor: Tensor, own: Tensor, file_backbone: Mapping[str, Tensor],
@@ -49,8 +50,9 @@ def check_tensor_fits(source: str, key: str, tensor: Tensor, own: Tensor, file_b
     if tensor.shape != own.shape:
         raise shape_mismatch(source, key, tensor.shape, own.shape, file_backbone, model, setting)
     if own.is_floating_point() and not tensor.is_floating_point():
-        raise ValueError(f'checkpoint {source}: {key} is a {tensor.dtype} tensor in the file but {own.dtype} in the '
-                         'model; weights are floating-point tensors: the file is corrupt or not a ConvNeXt checkpoint')
+        raise CheckpointError(f'checkpoint {source}: {key} is a {tensor.dtype} tensor in the file but {own.dtype} in '
+                              'the model; weights are floating-point tensors: the file is corrupt or not a ConvNeXt '
+                              'checkpoint')
 
 
 def check_one_tower(keys: Sequence[str], prefixes: Sequence[str], path: str) -> None:
@@ -62,5 +64,5 @@ def check_one_tower(keys: Sequence[str], prefixes: Sequence[str], path: str) -> 
             stems.setdefault(prefix + layout.stem_key, layout.name)
     towers = [f'{key!r} ({name} layout)' for key, name in stems.items() if key in present]
     if len(towers) > 1:
-        raise ValueError(f'checkpoint {path!r} holds {len(towers)} ConvNeXt towers, stems {" and ".join(towers)}; '
-                         'pass the prefix of the one to load (prefix= or the init_cfg\'s prefix)')
+        raise CheckpointError(f'checkpoint {path!r} holds {len(towers)} ConvNeXt towers, stems {" and ".join(towers)}; '
+                              'pass the prefix of the one to load (prefix= or the init_cfg\'s prefix)')

@@ -29,6 +29,7 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from ..utils.errors import CheckpointError, MissingFileError
 from ..utils.logging import print_log
 from . import hub
 
@@ -56,7 +57,7 @@ def cache_path(url: str) -> str:
     segments = [s for s in parts.path.split('/') if s]
     host = (parts.hostname or '') + (f':{parts.port}' if parts.port else '')
     if not parts.hostname or not segments or any(s in ('.', '..') for s in [host, *segments]):
-        raise ValueError(f'checkpoint URL {url!r} names no file: expected http(s)://host/path/file.pth')
+        raise CheckpointError(f'checkpoint URL {url!r} names no file: expected http(s)://host/path/file.pth')
     return os.path.join(cache_dir(), host, *segments)
 
 
@@ -70,8 +71,8 @@ def expected_hash(url: str) -> Optional[Tuple[str, str]]:
     if parts.fragment:
         given = GIVEN_HASH.match(parts.fragment.lower())
         if not given:
-            raise ValueError(f'checkpoint URL {url!r}: the part after "#" must be sha256=<8 to 64 hex digits of '
-                             f'the file\'s SHA-256>, not {parts.fragment!r}')
+            raise CheckpointError(f'checkpoint URL {url!r}: the part after "#" must be sha256=<8 to 64 hex digits of '
+                                  f'the file\'s SHA-256>, not {parts.fragment!r}')
         return given.group(1), 'given in the URL'
     named = NAME_HASH.search(os.path.basename(parts.path))
     return (named.group(1), 'the hash prefix in the file name') if named else None
@@ -109,8 +110,8 @@ def download(url: str) -> str:
             _verify(url, target, _sha256(target), want, cached=True)
         return target
     if os.environ.get(OFFLINE_VARIABLE, '') not in ('', '0'):
-        raise FileNotFoundError(f'{url} is not in the cache ({target}) and {OFFLINE_VARIABLE} forbids downloads: '
-                                'copy the file to that path, or unset the variable')
+        raise MissingFileError(f'{url} is not in the cache ({target}) and {OFFLINE_VARIABLE} forbids downloads: '
+                               'copy the file to that path, or unset the variable')
     os.makedirs(os.path.dirname(target), exist_ok=True)
     lock = FileLock(target + '.lock')
     try:
@@ -188,4 +189,4 @@ def _verify(url: str, path: str, digest: str, want: Tuple[str, str], cached: boo
     if digest.startswith(expected):
         return
     fate = f'the cached file {path} is kept: delete it to download again' if cached else 'the download was deleted'
-    raise ValueError(f'{url}: SHA-256 mismatch, expected {expected} ({source}), got {digest}; {fate}')
+    raise CheckpointError(f'{url}: SHA-256 mismatch, expected {expected} ({source}), got {digest}; {fate}')

@@ -14,6 +14,8 @@ import os
 from types import ModuleType
 from typing import List, Optional, Tuple
 
+from ..utils.errors import CheckpointError, MissingFileError
+
 HF_SCHEME = 'hf://'
 EXTRA = 'hf'  # pip install 'convnext_dense[hf]'
 WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pth', '.pt', '.ckpt')
@@ -32,8 +34,8 @@ def parse(name: str) -> Tuple[str, Optional[str]]:
     """
     parts = [p for p in name[len(HF_SCHEME):].split('/') if p]
     if len(parts) < 2 or any(p in ('.', '..') for p in parts):
-        raise ValueError(f'checkpoint {name!r}: expected hf://ORG/REPO (the repo\'s weights file) or '
-                         'hf://ORG/REPO/FILE')
+        raise CheckpointError(f'checkpoint {name!r}: expected hf://ORG/REPO (the repo\'s weights file) or '
+                              'hf://ORG/REPO/FILE')
     return '/'.join(parts[:2]), '/'.join(parts[2:]) or None
 
 
@@ -51,10 +53,10 @@ def pick_weights(files: List[str], name: str) -> str:
     if len(safetensors) == 1 and all(f.endswith('.bin') for f in weights if f != safetensors[0]):
         return safetensors[0]  # one model saved twice
     if not weights:
-        raise FileNotFoundError(f'{name}: the repo holds no weights file ({", ".join(WEIGHT_SUFFIXES)}); its files: '
-                                f'{", ".join(sorted(files)) or "none"}')
-    raise ValueError(f'{name}: the repo holds {len(weights)} weights files ({", ".join(weights)}); name one, e.g. '
-                     f'{name.rstrip("/")}/{weights[0]}')
+        raise MissingFileError(f'{name}: the repo holds no weights file ({", ".join(WEIGHT_SUFFIXES)}); its files: '
+                               f'{", ".join(sorted(files)) or "none"}')
+    raise CheckpointError(f'{name}: the repo holds {len(weights)} weights files ({", ".join(weights)}); name one, e.g. '
+                          f'{name.rstrip("/")}/{weights[0]}')
 
 
 def _import_hub(name: str) -> ModuleType:
@@ -99,16 +101,16 @@ def resolve(name: str) -> str:
         raise PermissionError(f'{name}: {repo_id} is a gated repository and this machine has no access: request '
                               f'access on {endpoint}/{repo_id} and log in (`hf auth login`, or set HF_TOKEN)') from None
     except errors.RepositoryNotFoundError:
-        raise FileNotFoundError(f'{name}: no repository {repo_id} on {endpoint} (a private one needs a login: '
-                                '`hf auth login`, or HF_TOKEN)') from None
+        raise MissingFileError(f'{name}: no repository {repo_id} on {endpoint} (a private one needs a login: '
+                               '`hf auth login`, or HF_TOKEN)') from None
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         if hub.constants.HF_HUB_OFFLINE:
-            raise FileNotFoundError(f'{name} is not in the Hugging Face cache ({hub.constants.HF_HUB_CACHE}) and '
-                                    'HF_HUB_OFFLINE=1 forbids downloads: fetch it once online, or unset '
-                                    'HF_HUB_OFFLINE') from None
+            raise MissingFileError(f'{name} is not in the Hugging Face cache ({hub.constants.HF_HUB_CACHE}) and '
+                                   'HF_HUB_OFFLINE=1 forbids downloads: fetch it once online, or unset '
+                                   'HF_HUB_OFFLINE') from None
         raise OSError(f'{name}: cannot reach {endpoint} and the file is not in the Hugging Face cache '
                       f'({hub.constants.HF_HUB_CACHE})') from None
     except errors.EntryNotFoundError:
-        raise FileNotFoundError(f'{name}: {repo_id} has no file {filename!r}') from None
+        raise MissingFileError(f'{name}: {repo_id} has no file {filename!r}') from None
     except errors.HfHubHTTPError as e:
         raise OSError(f'{name}: {endpoint} answered {str(e).strip().splitlines()[0]}') from None

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..utils.errors import CheckpointError, MissingFileError
 from ..utils.logging import print_log
 from .checks import check_keys, check_one_tower, check_tensor_fits
 from .layouts import (
@@ -43,13 +44,13 @@ def read_convnext_checkpoint(path: Union[str, os.PathLike], map_location: Union[
         if '://' in path or name not in {**OFFICIAL_CHECKPOINTS, **DINOV3_CHECKPOINTS}:  # a URL's error names it
             raise
         if name in DINOV3_CHECKPOINTS:
-            raise FileNotFoundError(f'{e}; it is a DINOv3 file, gated: request it from Meta ({DINOV3_REQUEST}), or '
-                                    f'name timm\'s ungated copy of the same weights, CONVNEXT_PRETRAINED='
-                                    f'{DINOV3_CHECKPOINTS[name]} (needs pip install "convnext_dense[hf]")') from None
+            raise MissingFileError(f'{e}; it is a DINOv3 file, gated: request it from Meta ({DINOV3_REQUEST}), or '
+                                   f'name timm\'s ungated copy of the same weights, CONVNEXT_PRETRAINED='
+                                   f'{DINOV3_CHECKPOINTS[name]} (needs pip install "convnext_dense[hf]")') from None
         url = OFFICIAL_CHECKPOINTS[name]
-        raise FileNotFoundError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
-                                f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '
-                                'as the checkpoint (downloaded once into the cache)') from None
+        raise MissingFileError(f'{e}; it is a published ConvNeXt ImageNet checkpoint: download it from {url}, e.g. '
+                               f'`mkdir -p {os.path.dirname(path) or "."} && wget {url} -O {path}`, or name the URL '
+                               'as the checkpoint (downloaded once into the cache)') from None
 
 
 def abridge(keys: Sequence[str]) -> str:
@@ -61,8 +62,8 @@ def abridge(keys: Sequence[str]) -> str:
 def state_dict_tensors(checkpoint: object, path: str) -> Tuple[StateDict, Optional[str]]:
     """The tensors of the state dict inside ``checkpoint`` and the container key they were found under."""
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a state dict or a dict '
-                         f'with one under {CONTAINERS}')
+        raise CheckpointError(f'checkpoint {path!r} holds a {type(checkpoint).__name__}, not a state dict or a dict '
+                              f'with one under {CONTAINERS}')
     container = next((key for key in CONTAINERS if isinstance(checkpoint.get(key), Mapping)), None)
     state_dict = checkpoint[container] if container else checkpoint
     check_keys(state_dict, path)
@@ -98,12 +99,11 @@ def pick_prefix(keys: Sequence[str], prefix: Optional[str], path: str, auto: Seq
     """``prefix`` ending in '.' (a ValueError if no key has it); for None the first of ``auto`` that keys have."""
     if prefix is None:
         return next((p for p in auto if any(k.startswith(p) for k in keys)), '')
-    if prefix and not prefix.endswith('.'):
-        prefix += '.'
+    prefix += '.' if prefix and not prefix.endswith('.') else ''
     if prefix and not any(k.startswith(prefix) for k in keys):
         found = sorted({k.split('.', 1)[0] + '.' for k in keys})
-        raise ValueError(f'prefix {prefix!r} matches no key of {path!r}; its top-level prefixes are '
-                         f'{abridge(found)}; pass one of them, or prefix=None to detect it')
+        raise CheckpointError(f'prefix {prefix!r} matches no key of {path!r}; its top-level prefixes are '
+                              f'{abridge(found)}; pass one of them, or prefix=None to detect it')
     return prefix
 
 
@@ -230,10 +230,10 @@ def load_mapped(model: nn.Module, mapped: MappedCheckpoint) -> LoadReport:
     to_load = {k: v for k, v in mapped.state_dict.items() if k in own}
     if not to_load:
         layout = mapped.layout.name if mapped.layout else 'not recognised'
-        raise ValueError(f'no ConvNeXt backbone tensor of {mapped.path!r} fits this backbone (layout {layout}, '
-                         f'prefix {mapped.prefix!r}); its first keys: '
-                         f'{abridge(mapped.unexpected or list(mapped.state_dict) or list(mapped.outside))}. Known '
-                         f'layouts: {", ".join(LAYOUT_NAMES)}; a backbone inside a whole model needs its prefix')
+        raise CheckpointError(f'no ConvNeXt backbone tensor of {mapped.path!r} fits this backbone (layout {layout}, '
+                              f'prefix {mapped.prefix!r}); its first keys: '
+                              f'{abridge(mapped.unexpected or list(mapped.state_dict) or list(mapped.outside))}. Known '
+                              f'layouts: {", ".join(LAYOUT_NAMES)}; a backbone inside a whole model needs its prefix')
     for key, tensor in to_load.items():
         check_tensor_fits(repr(mapped.path), key, tensor, own[key], mapped.state_dict, model)
     model.load_state_dict(to_load, strict=False)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file as load_safetensors
 
+from ..utils.errors import CheckpointError, MissingFileError
 from .download import URL_SCHEMES, resolve
 from .hub import HF_SCHEME
 
@@ -108,19 +109,19 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     """
     path = os.path.expanduser(os.fspath(resolve(path)))
     if '://' in path:
-        raise ValueError(f'checkpoint {path!r} is a URL of a scheme convnext_dense does not read: pass a local '
-                         f'path or a name starting with {", ".join(URL_SCHEMES)} or {HF_SCHEME}')
+        raise CheckpointError(f'checkpoint {path!r} is a URL of a scheme convnext_dense does not read: pass a local '
+                              f'path or a name starting with {", ".join(URL_SCHEMES)} or {HF_SCHEME}')
     if not os.path.exists(path):
-        raise FileNotFoundError(f'checkpoint file {path!r} does not exist')
+        raise MissingFileError(f'checkpoint file {path!r} does not exist')
     if not os.path.isfile(path):
         kind = 'a directory' if os.path.isdir(path) else 'not a regular file'
-        raise ValueError(f'checkpoint {path!r} is {kind}; pass a checkpoint file')
+        raise CheckpointError(f'checkpoint {path!r} is {kind}; pass a checkpoint file')
     if path.endswith('.safetensors'):
         try:
             return load_safetensors(path, device='cpu')
         except Exception as e:  # a parser of an untrusted file: any failure means the file is bad
-            raise ValueError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
-                             'safetensors file)') from e
+            raise CheckpointError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
+                                  'safetensors file)') from None
     try:
         with _allow_listed():
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -134,13 +135,13 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
             hint = '; an mmengine runner checkpoint (its message hub) reads where mmengine is installed'
         else:
             hint = ''
-        raise ValueError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense reads '
-                         'checkpoints with torch.load(weights_only=True), so code in a file never runs; if you '
-                         f'trust the file, re-save its state dict (tensors only) or convert it to safetensors{hint}'
-                         ) from e
+        raise CheckpointError(f'refusing to read {path!r}: it holds more than weights ({reason}). convnext_dense '
+                              'reads checkpoints with torch.load(weights_only=True), so code in a file never runs; if '
+                              'you trust the file, re-save its state dict (tensors only) or convert it to '
+                              f'safetensors{hint}') from None
     except Exception as e:  # torch.load parses an untrusted file: struct, assertion, memory errors all mean a bad file
-        raise ValueError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or not a '
-                         'PyTorch checkpoint)') from e
+        raise CheckpointError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or '
+                              'not a PyTorch checkpoint)') from None
 
 
 def _one_line(error: Exception) -> str:

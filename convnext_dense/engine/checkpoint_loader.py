@@ -18,6 +18,7 @@ from ..checkpoint.download import URL_SCHEMES
 from ..checkpoint.hub import HF_SCHEME
 from ..checkpoint.loading import map_whole_model, read_convnext_checkpoint
 from ..checkpoint.model_layouts import detect_model_layout
+from ..utils.errors import CheckpointError
 from ..utils.logging import print_log
 
 LOCAL_SCHEME = ''  # mmengine's prefix for local paths: the scheme every path without 'http://', 's3://', ... takes
@@ -31,12 +32,12 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
     """
     checkpoint = read_convnext_checkpoint(filename, map_location)
     if not isinstance(checkpoint, Mapping):  # mmengine's runner would fail on it with an AttributeError
-        raise ValueError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
-                         'dict or a checkpoint')
+        raise CheckpointError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
+                              'dict or a checkpoint')
     holder = 'state_dict' if 'state_dict' in checkpoint else None  # where mmengine's runner looks
     if holder and not isinstance(checkpoint[holder], Mapping):
-        raise ValueError(f"checkpoint {filename!r}: its 'state_dict' is a {type(checkpoint[holder]).__name__}, not "
-                         'a dict of tensors')
+        raise CheckpointError(f"checkpoint {filename!r}: its 'state_dict' is a "
+                              f"{type(checkpoint[holder]).__name__}, not a dict of tensors")
     state_dict = checkpoint[holder] if holder else checkpoint
     check_keys(state_dict, filename)
     model_layout = detect_model_layout(list(state_dict))

@@ -21,6 +21,7 @@ from mmengine.dataset import InfiniteSampler
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from torch.utils.data import DataLoader
 
+from ..utils.errors import ConfigTypeError
 from .hooks.dataset_check_hook import DatasetCheckHook
 from .train_state import ResumableBatchSampler, seeded_sampler
 
@@ -76,8 +77,8 @@ class CheckedIterBasedTrainLoop(IterBasedTrainLoop):
         """
         sampler = seeded_sampler(self.dataloader)
         if sampler is None:
-            raise TypeError(f'the train loader has no sampler with a seed (mmengine\'s DefaultSampler or '
-                            f'InfiniteSampler): its sampler is {type(self.dataloader.sampler).__name__}')
+            raise ConfigTypeError(f'the train loader has no sampler with a seed (mmengine\'s DefaultSampler or '
+                                  f'InfiniteSampler): its sampler is {type(self.dataloader.sampler).__name__}')
         sampler.seed = seed
         if isinstance(sampler, InfiniteSampler):
             sampler.indices = type(sampler)(sampler.dataset, shuffle=sampler.shuffle, seed=seed).indices

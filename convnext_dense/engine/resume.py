@@ -16,6 +16,8 @@ import os.path as osp
 import zipfile
 from typing import Optional, Union
 
+from ..utils.errors import CheckpointError, ConfigError, MissingFileError
+
 POINTER = 'last_checkpoint'  # mmengine's name for the file naming the latest checkpoint (read by --resume)
 RESUME_AUTO = 'auto'  # resume='auto': resume if there is a checkpoint, else start fresh
 
@@ -66,24 +68,24 @@ def check_resume(work_dir: str, resume: Union[bool, str, None], load_from: Optio
         ValueError: ``last_checkpoint`` names a truncated file, or ``resume`` is a str other than ``'auto'``.
     """
     if isinstance(resume, str) and resume != RESUME_AUTO:
-        raise ValueError(f'resume={resume!r}; valid: True, False or {RESUME_AUTO!r} (resume if there is something '
-                         'to resume from, else start fresh); the checkpoint to resume from goes in load_from')
+        raise ConfigError(f'resume={resume!r}; valid: True, False or {RESUME_AUTO!r} (resume if there is something '
+                          'to resume from, else start fresh); the checkpoint to resume from goes in load_from')
     if not resume or load_from:
         return None
     pointer = osp.join(work_dir, POINTER)
     if not osp.isfile(pointer):
         if resume == RESUME_AUTO:
             return f'resume={RESUME_AUTO!r}: nothing to resume from in {work_dir} (no {POINTER}): starting fresh'
-        raise FileNotFoundError(f'--resume: nothing to resume from in {work_dir}: it has no {POINTER}. '
-                                f'{_suggestion(work_dir) if osp.isdir(work_dir) else "The work dir does not exist"}'
-                                f"; '--resume auto' starts fresh when there is nothing to resume from")
+        raise MissingFileError(f'--resume: nothing to resume from in {work_dir}: it has no {POINTER}. '
+                               f'{_suggestion(work_dir) if osp.isdir(work_dir) else "The work dir does not exist"}'
+                               f"; '--resume auto' starts fresh when there is nothing to resume from")
     with open(pointer) as f:
         target = f.read().strip()
     folder = osp.dirname(target) or work_dir
     if not osp.isfile(target):
-        raise FileNotFoundError(f'{pointer} names {target!r}, which does not exist; {_suggestion(folder)}')
+        raise MissingFileError(f'{pointer} names {target!r}, which does not exist; {_suggestion(folder)}')
     if not is_complete(target):
-        raise ValueError(f'{pointer} names {target}, which is truncated (written only in part); '
-                         f'{_suggestion(folder)}')
+        raise CheckpointError(f'{pointer} names {target}, which is truncated (written only in part); '
+                              f'{_suggestion(folder)}')
     return None
 

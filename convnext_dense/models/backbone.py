@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, Arch, OutputShape, arch_norm_eps, output_shape, resolve_arch
+from ..utils.errors import ConfigError
 from .base import InitCfg, InitWeightsModule
 from .layer_decay import convnext_layer_id, num_decay_layers
 from .layers import ConvNeXtBlock, LayerNorm2d, depthwise_weights_in_grad_strides
@@ -61,13 +62,13 @@ class ConvNeXt(InitWeightsModule):
         self._output_shape = output_shape(arch, out_indices)
         self.out_indices = self._output_shape.indices
         if not -1 <= frozen_stages < num_arch_stages:
-            raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) '
-                             f'to {num_arch_stages - 1}')
+            raise ConfigError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) '
+                              f'to {num_arch_stages - 1}')
         if drop_path_rate < 0:
-            raise ValueError(f'drop_path_rate={drop_path_rate} must be >= 0')
+            raise ConfigError(f'drop_path_rate={drop_path_rate} must be >= 0')
         self.norm_eps = arch_norm_eps(arch) if norm_eps is None else norm_eps
         if not self.norm_eps > 0:
-            raise ValueError(f'norm_eps={norm_eps} must be > 0 (None takes the arch\'s, {arch_norm_eps(arch)})')
+            raise ConfigError(f'norm_eps={norm_eps} must be > 0 (None takes the arch\'s, {arch_norm_eps(arch)})')
         eps = self.norm_eps
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
@@ -94,8 +95,8 @@ class ConvNeXt(InitWeightsModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Map (N, in_channels, H, W) images to one (N, C_i, H / s_i, W / s_i) map per out index."""
         if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for {len(self.stages)} ConvNeXt '
-                             f'stages: height and width must be at least {self.min_input_size}')
+            raise ConfigError(f'input of size {tuple(x.shape[-2:])} is too small for {len(self.stages)} ConvNeXt '
+                              f'stages: height and width must be at least {self.min_input_size}')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outs = []

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError, ConfigTypeError
 from ..utils.logging import print_log
 
 PRETRAINED = 'Pretrained'
@@ -38,12 +39,12 @@ def init_cfg_list(init_cfg: InitCfg) -> List[Dict[str, Any]]:
         return []
     cfgs = [init_cfg] if isinstance(init_cfg, dict) else init_cfg
     if not isinstance(cfgs, (list, tuple)) or not all(isinstance(cfg, dict) for cfg in cfgs):
-        raise TypeError(f'init_cfg={init_cfg!r} must be None, a dict or a list of dicts, each with a type')
+        raise ConfigTypeError(f'init_cfg={init_cfg!r} must be None, a dict or a list of dicts, each with a type')
     for cfg in cfgs:
         if 'type' not in cfg:
-            raise ValueError(f'init_cfg entry {cfg!r} has no type; e.g. dict(type={PRETRAINED!r}, checkpoint=PATH)')
+            raise ConfigError(f'init_cfg entry {cfg!r} has no type; e.g. dict(type={PRETRAINED!r}, checkpoint=PATH)')
         if cfg['type'] == PRETRAINED and not cfg.get('checkpoint'):
-            raise ValueError(f'init_cfg {cfg!r} names no checkpoint: dict(type={PRETRAINED!r}, checkpoint=PATH)')
+            raise ConfigError(f'init_cfg {cfg!r} names no checkpoint: dict(type={PRETRAINED!r}, checkpoint=PATH)')
     return list(cfgs)
 
 
@@ -54,9 +55,9 @@ def mmengine_initialize(module: nn.Module, cfgs: List[Dict[str, Any]]) -> None:
     except ImportError as e:
         types = [cfg['type'] if isinstance(cfg['type'], str) else getattr(cfg['type'], '__name__', cfg['type'])
                  for cfg in cfgs]
-        raise ValueError(f'init_cfg type {", ".join(map(str, types))} of {type(module).__name__} needs mmengine\'s '
-                         f'initializers, and mmengine cannot be imported ({e}). Without mmengine, init_cfg=None (the '
-                         f'default init) and dict(type={PRETRAINED!r}, checkpoint=PATH) work.') from None
+        raise ConfigError(f'init_cfg type {", ".join(map(str, types))} of {type(module).__name__} needs mmengine\'s '
+                          f'initializers, and mmengine cannot be imported ({e}). Without mmengine, init_cfg=None (the '
+                          f'default init) and dict(type={PRETRAINED!r}, checkpoint=PATH) work.') from None
     initialize(module, cfgs)
 
 

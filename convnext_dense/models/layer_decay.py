@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 from torch import nn
 
+from ..utils.errors import ConfigError
+
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
 
@@ -20,7 +22,7 @@ BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in
 def check_decay_type(decay_type: str) -> str:
     """``decay_type`` if it is one of ``DECAY_TYPES``, else a ValueError naming the valid ones."""
     if decay_type not in DECAY_TYPES:
-        raise ValueError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
+        raise ConfigError(f'decay_type={decay_type!r} is unknown; valid: {DECAY_TYPES}')
     return decay_type
 
 
@@ -75,9 +77,9 @@ def find_decay_backbone(model: nn.Module) -> Tuple[str, nn.Module]:
     ``model`` is it); ValueError if there is none or several."""
     found = [(name, m) for name, m in model.named_modules() if is_decay_backbone(m)]
     if len(found) != 1:
-        raise ValueError(f'layer decay needs exactly one backbone with num_layers() and layer_id(name, decay_type, '
-                         f'num_layers) (convnext_dense.ConvNeXt or ConvNeXtRoadmap) in the model, found {len(found)} '
-                         f'in {type(model).__name__}: {[name for name, _ in found]}')
+        raise ConfigError(f'layer decay needs exactly one backbone with num_layers() and layer_id(name, decay_type, '
+                          f'num_layers) (convnext_dense.ConvNeXt or ConvNeXtRoadmap) in the model, found {len(found)} '
+                          f'in {type(model).__name__}: {[name for name, _ in found]}')
     return found[0]
 
 

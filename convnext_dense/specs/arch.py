@@ -11,6 +11,8 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Un
 
 from torch import Tensor
 
+from ..utils.errors import CheckpointError, ConfigError, ConfigTypeError
+
 ARCH_SETTINGS: Dict[str, Dict[str, Any]] = {
     'atto': dict(depths=(2, 2, 6, 2), channels=(40, 80, 160, 320)),
     'femto': dict(depths=(2, 2, 6, 2), channels=(48, 96, 192, 384)),
@@ -40,19 +42,19 @@ def resolve_arch(arch: Arch) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """
     if isinstance(arch, str):
         if arch not in ARCH_SETTINGS:
-            raise ValueError(f'unknown ConvNeXt arch {arch!r}; valid: {", ".join(ARCH_SETTINGS)} '
-                             'or a dict with "depths" and "channels"')
+            raise ConfigError(f'unknown ConvNeXt arch {arch!r}; valid: {", ".join(ARCH_SETTINGS)} '
+                              'or a dict with "depths" and "channels"')
         arch = ARCH_SETTINGS[arch]
     if not isinstance(arch, Mapping):
-        raise TypeError(f'arch must be a name or a dict with "depths" and "channels", got {type(arch).__name__}')
+        raise ConfigTypeError(f'arch must be a name or a dict with "depths" and "channels", got {type(arch).__name__}')
     missing = {'depths', 'channels'} - set(arch)
     if missing:
-        raise ValueError(f'arch dict {dict(arch)} lacks {sorted(missing)}; it needs "depths" and "channels"')
+        raise ConfigError(f'arch dict {dict(arch)} lacks {sorted(missing)}; it needs "depths" and "channels"')
     depths, channels = tuple(arch['depths']), tuple(arch['channels'])
     if not depths or len(depths) != len(channels):
-        raise ValueError(f'arch depths {depths} and channels {channels} must be non-empty and of equal length')
+        raise ConfigError(f'arch depths {depths} and channels {channels} must be non-empty and of equal length')
     if not all(isinstance(v, int) and v > 0 for v in depths + channels):
-        raise ValueError(f'arch depths {depths} and channels {channels} must be positive integers')
+        raise ConfigError(f'arch depths {depths} and channels {channels} must be positive integers')
     return depths, channels
 
 
@@ -75,11 +77,11 @@ def resolve_out_indices(out_indices: Union[int, Sequence[int], None], num_stages
     resolved = []
     for index in out_indices:
         if not -num_stages <= index < num_stages:
-            raise ValueError(f'out_indices {tuple(out_indices)}: {index} is out of range for {num_stages} '
-                             f'stages; valid: {-num_stages}..{num_stages - 1}')
+            raise ConfigError(f'out_indices {tuple(out_indices)}: {index} is out of range for {num_stages} '
+                              f'stages; valid: {-num_stages}..{num_stages - 1}')
         resolved.append(index % num_stages)
     if not resolved or len(set(resolved)) != len(resolved):
-        raise ValueError(f'out_indices {tuple(out_indices)} must name at least one stage, each once')
+        raise ConfigError(f'out_indices {tuple(out_indices)} must name at least one stage, each once')
     return tuple(sorted(resolved))
 
 
@@ -126,8 +128,8 @@ def infer_arch(state_dict: Mapping[str, Tensor]) -> Dict[str, Tuple[int, ...]]:
             channels[i], depths[i] = tensor.shape[0], max(depths.get(i, 0), j + 1)
     has_stem = 'downsample_layers.0.0.weight' in state_dict
     if not has_stem or not depths or sorted(depths) != list(range(len(depths))):
-        raise ValueError(f'cannot infer the arch: the stem and the blocks of stages 0..n-1 are needed, got blocks of '
-                         f'stages {sorted(depths)} and {"a" if has_stem else "no"} stem')
+        raise CheckpointError(f'cannot infer the arch: the stem and the blocks of stages 0..n-1 are needed, got '
+                              f'blocks of stages {sorted(depths)} and {"a" if has_stem else "no"} stem')
     return dict(depths=tuple(depths[i] for i in sorted(depths)), channels=tuple(channels[i] for i in sorted(depths)))
 
 

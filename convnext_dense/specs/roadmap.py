@@ -17,6 +17,7 @@ row, 14.81), which Figure 2's 4.2 rounds and 4.46 cannot be (it is, to two decim
 import dataclasses
 from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from ..utils.errors import ConfigError
 from .arch import OutputShape, output_shape
 
 ROADMAP_STEPS: Tuple[str, ...] = (
@@ -120,7 +121,7 @@ def parent(step: str) -> Optional[str]:
 
 def check_step(step: str) -> str:
     if step not in ROADMAP_STEPS:
-        raise ValueError(f'unknown roadmap step {step!r}; valid, in the paper\'s order: {", ".join(ROADMAP_STEPS)}')
+        raise ConfigError(f'unknown roadmap step {step!r}; valid, in the paper\'s order: {", ".join(ROADMAP_STEPS)}')
     return step
 
 
@@ -133,11 +134,11 @@ def check_regime(regime: RegimeSpec) -> Regime:
         try:
             return Regime(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in regime.items()})
         except TypeError as e:
-            raise ValueError(f'roadmap regime {dict(regime)}: {e}; a regime dict has the fields {Regime._fields}, '
-                             '"convnext" optional') from None
+            raise ConfigError(f'roadmap regime {dict(regime)}: {e}; a regime dict has the fields {Regime._fields}, '
+                              '"convnext" optional') from None
     if regime not in REGIMES:
-        raise ValueError(f'unknown roadmap regime {regime!r}; valid: {", ".join(REGIMES)} or a dict with the fields '
-                         f'{Regime._fields}')
+        raise ConfigError(f'unknown roadmap regime {regime!r}; valid: {", ".join(REGIMES)} or a dict with the fields '
+                          f'{Regime._fields}')
     return REGIMES[regime]
 
 

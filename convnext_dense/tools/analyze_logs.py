@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ..utils.errors import ConfigError, MissingFileError
+
 
 @dataclass
 class ScalarLog:
@@ -50,8 +52,8 @@ def load_scalars(path: Union[str, os.PathLike]) -> ScalarLog:
         ValueError: a line is not JSON, or the file has no records.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'log file {path} does not exist; mmengine writes work_dir/<timestamp>/vis_data/'
-                                'scalars.json')
+        raise MissingFileError(f'log file {path} does not exist; mmengine writes work_dir/<timestamp>/vis_data/'
+                               'scalars.json')
     log = ScalarLog(str(path))
     with open(path, encoding='utf-8') as f:
         for number, line in enumerate(f, 1):
@@ -60,11 +62,11 @@ def load_scalars(path: Union[str, os.PathLike]) -> ScalarLog:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f'{path}:{number} is not a JSON line ({e}); expected mmengine\'s scalars.json') \
+                raise ConfigError(f'{path}:{number} is not a JSON line ({e}); expected mmengine\'s scalars.json') \
                     from e
             (log.train if 'iter' in record else log.val).append(record)
     if not log.train and not log.val:
-        raise ValueError(f'{path} holds no records')
+        raise ConfigError(f'{path} holds no records')
     by_epoch = any('epoch' in r for r in log.train)
     for record in log.val:
         step = record['step']
@@ -96,7 +98,7 @@ def plot_curves(logs: Sequence[ScalarLog], keys: Sequence[str], out: Union[str, 
     drawn = [key for key in keys if any(log.series(key)[0] for log in logs)]
     if not drawn:
         available = sorted({k for log in logs for r in log.train + log.val for k in r} - {'iter', 'step', 'epoch'})
-        raise ValueError(f'none of the keys {list(keys)} is in the logs; available: {available}')
+        raise ConfigError(f'none of the keys {list(keys)} is in the logs; available: {available}')
     fig, axes = plt.subplots(len(drawn), 1, figsize=(8, 3 * len(drawn)), squeeze=False, sharex=True)
     for ax, key in zip(axes[:, 0], drawn):
         for i, log in enumerate(logs):
@@ -145,7 +147,7 @@ def train_time(log: ScalarLog) -> TrainTime:
     """
     timed = [r for r in log.train if 'time' in r]
     if not timed:
-        raise ValueError(f'{log.path} has no training records with "time"')
+        raise ConfigError(f'{log.path} has no training records with "time"')
     steady = timed[1:] or timed
     times = [r['time'] for r in steady]
     epochs: Dict[int, List[float]] = {}

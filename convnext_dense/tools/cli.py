@@ -22,6 +22,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from ..engine.resume import check_resume
+from ..utils.errors import ConfigError, MissingFileError
 from ..utils.toolkits import TOOLKITS
 
 
@@ -47,14 +48,14 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
         launcher: 'none', 'pytorch' (torchrun) or 'slurm'.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
+        raise MissingFileError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')
     if scope not in TOOLKITS:
-        raise ValueError(f'{path}: default_scope={scope!r}; the tools run configs whose default_scope is one of '
-                         f'{TOOLKITS}')
+        raise ConfigError(f'{path}: default_scope={scope!r}; the tools run configs whose default_scope is one of '
+                          f'{TOOLKITS}')
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     if not torch.cuda.is_available():  # NCCL needs GPUs; gloo runs the same collectives on CPU
@@ -118,7 +119,7 @@ def enable_amp(cfg: Config) -> None:
 def enable_tta(cfg: Config) -> None:
     """Swap in the config's test-time augmentation: ``tta_model`` wraps the model, ``tta_pipeline`` loads data."""
     if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise ValueError('--tta needs "tta_model" and "tta_pipeline" in the config; this config has neither')
+        raise ConfigError('--tta needs "tta_model" and "tta_pipeline" in the config; this config has neither')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
@@ -127,7 +128,7 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Draw every test prediction over its image into ``show_dir``."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise ValueError('--show-dir needs a "visualization" entry in default_hooks; this config has none')
+        raise ConfigError('--show-dir needs a "visualization" entry in default_hooks; this config has none')
     hook.draw = True
     show_dir = osp.abspath(show_dir)  # mmdet joins a relative dir onto work_dir/timestamp
     if cfg.default_scope == 'mmdet':

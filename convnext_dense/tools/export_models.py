@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checkpoint.fit import check_checkpoint_fits
+from ..utils.errors import ConfigError, MissingFileError
 from .cli import build_model, load_config
 from .export_onnx import DEFAULT_OPSET, export_dynamic
 
@@ -123,7 +124,7 @@ def graph_for(model: nn.Module, scope: str) -> nn.Module:
     if scope == 'mmseg':
         return SegmentorGraph(model).eval()
     if getattr(model, 'neck', None) is None:
-        raise ValueError(f'{type(model).__name__} has no neck; the detector export is its backbone + neck')
+        raise ConfigError(f'{type(model).__name__} has no neck; the detector export is its backbone + neck')
     return NeckGraph(model).eval()
 
 
@@ -175,7 +176,7 @@ def photo(shape: Tuple[int, int], path: Path = PHOTO) -> Tensor:
     """The photo resized to ``shape`` (H, W): a ``1 x 3 x H x W`` float32 RGB tensor in 0..255."""
     image = cv2.imread(str(path))
     if image is None:
-        raise FileNotFoundError(f'{path} is not a readable image')
+        raise MissingFileError(f'{path} is not a readable image')
     image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().unsqueeze(0)
 

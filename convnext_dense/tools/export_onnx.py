@@ -16,6 +16,7 @@ import torch
 from ..checkpoint.loading import load_backbone_checkpoint
 from ..models.backbone import ConvNeXt
 from ..specs.arch import ARCH_SETTINGS
+from ..utils.errors import ConfigError, ConfigTypeError
 from .cli import build_model, load_config
 
 MIN_OPSET = 17  # the first opset with LayerNormalization
@@ -38,13 +39,13 @@ def build_backbone(config_or_arch: str, checkpoint: Optional[str] = None) -> Con
     if os.path.isfile(config_or_arch):
         backbone = build_model(load_config(config_or_arch), 'backbone')
         if not isinstance(backbone, ConvNeXt):
-            raise TypeError(f'{config_or_arch}: model.backbone is {type(backbone).__name__}; only '
-                            'convnext_dense.ConvNeXt backbones are exported')
+            raise ConfigTypeError(f'{config_or_arch}: model.backbone is {type(backbone).__name__}; only '
+                                  'convnext_dense.ConvNeXt backbones are exported')
     elif config_or_arch in ARCH_SETTINGS:
         backbone = ConvNeXt(config_or_arch)
     else:
-        raise ValueError(f'{config_or_arch!r} is neither a config file nor a ConvNeXt arch; archs: '
-                         f'{", ".join(ARCH_SETTINGS)}')
+        raise ConfigError(f'{config_or_arch!r} is neither a config file nor a ConvNeXt arch; archs: '
+                          f'{", ".join(ARCH_SETTINGS)}')
     if checkpoint is not None:
         load_backbone_checkpoint(backbone, checkpoint)
     return backbone.eval()
@@ -69,9 +70,9 @@ def export_dynamic(module: torch.nn.Module, example: torch.Tensor, out: str, out
         external_data: Keep the weights in ``out + '.data'`` (past protobuf's 2 GiB). Default: False.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
+        raise ConfigError(f'opset={opset}: LayerNormalization needs opset >= {MIN_OPSET}')
     if min(example.shape[-2:]) < min_size:
-        raise ValueError(f'shape={tuple(example.shape[-2:])}: height and width must be at least {min_size}')
+        raise ConfigError(f'shape={tuple(example.shape[-2:])}: height and width must be at least {min_size}')
     dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=min_size),
             3: torch.export.Dim('width', min=min_size)}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

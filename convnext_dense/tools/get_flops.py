@@ -29,6 +29,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ..utils.errors import ConfigError
 from .cli import build_model
 
 # Input size (H, W) of the published FLOPs: 1280x800 (W x H) for COCO detectors. Segmentation configs give theirs
@@ -78,8 +79,8 @@ def default_shape(cfg: Config) -> Tuple[int, int]:
         if step.get('type') == 'Resize' and step.get('scale') is not None:
             width, height = step['scale']
             return int(height), int(width)
-    raise ValueError('this config\'s test pipeline has no Resize with a "scale" to take the input size from; '
-                     'give the size (--shape H W)')
+    raise ConfigError('this config\'s test pipeline has no Resize with a "scale" to take the input size from; '
+                      'give the size (--shape H W)')
 
 
 def _random_boxes(num: int, height: int, width: int) -> Tensor:
@@ -150,7 +151,7 @@ def complexity(model: nn.Module, shape: Tuple[int, int], toolkit: Optional[str] 
             None runs ``model(image)``. Default: None.
     """
     if toolkit not in (None, 'mmdet', 'mmseg'):
-        raise ValueError(f'toolkit={toolkit!r}; valid: None, "mmdet", "mmseg"')
+        raise ConfigError(f'toolkit={toolkit!r}; valid: None, "mmdet", "mmseg"')
     height, width = shape
     image = torch.randn(1, 3, height, width)
     meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape, scale_factor=(1.0, 1.0))

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..checkpoint.fit import check_checkpoint_fits
 from ..utils.atomic import PARTIAL_SUFFIX, commit, write_atomic
+from ..utils.errors import ConfigError, MissingFileError
 from .cli import load_config, toolkit_scope
 from .records import detection_record, has_segments, label_png, panoptic_segments
 
@@ -90,7 +91,7 @@ def collect_inputs(paths: Sequence[str]) -> List[Source]:
                             f'{stem}); run them separately or with separate --out-dir')
         seen[stem] = source.path
     if problems:
-        raise ValueError('\n'.join(problems))
+        raise ConfigError('\n'.join(problems))
     return sources
 
 
@@ -100,8 +101,8 @@ def check_device(device: str) -> str:
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as error:
-        raise ValueError(f'device {device!r} is not usable here ({str(error).splitlines()[0]}); this machine '
-                         f'offers {", ".join(offered)}') from None
+        raise ConfigError(f'device {device!r} is not usable here ({str(error).splitlines()[0]}); this machine '
+                          f'offers {", ".join(offered)}') from None
     return device
 
 
@@ -124,8 +125,8 @@ class FittingWeights:
             model.dataset_meta = dict(classes=metainfo['classes'], palette=metainfo.get('palette'))
         classes, predicted = model.dataset_meta.get('classes'), predicted_classes(model)
         if classes is None or predicted is not None and len(classes) != predicted:
-            raise ValueError(f'{self.weights_path}: {len(classes or ())} class names from {source}, but the model '
-                             f'predicts {predicted} classes')
+            raise ConfigError(f'{self.weights_path}: {len(classes or ())} class names from {source}, but the model '
+                              f'predicts {predicted} classes')
 
 
 def predicted_classes(model: nn.Module) -> Optional[int]:
@@ -149,7 +150,7 @@ def build_inferencer(config: str, checkpoint: str, device: str = 'cpu') -> BaseI
     """
     cfg = load_config(config)
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+        raise MissingFileError(f'checkpoint {checkpoint} does not exist')
     check_device(device)
     if cfg.default_scope == 'mmdet':
         from mmdet.apis import DetInferencer as Base
@@ -184,7 +185,7 @@ def _frames(source: Source) -> Iterator[Tuple[str, np.ndarray]]:
     if not source.video:
         image = mmcv.imread(source.path, flag='color')  # as the pipelines' LoadImageFromFile decodes
         if image is None:
-            raise ValueError(f'{source.path}: not a readable image')
+            raise ConfigError(f'{source.path}: not a readable image')
         yield source.name, image
         return
     reader = mmcv.VideoReader(source.path)
@@ -200,9 +201,9 @@ def frame_count(source: Source) -> int:
     try:
         count = mmcv.VideoReader(source.path).frame_cnt
     except Exception as error:  # mmcv fails with assorted types on a file that is not a video
-        raise ValueError(f'{source.path}: not a readable video ({error})') from None
+        raise ConfigError(f'{source.path}: not a readable video ({error})') from None
     if count <= 0:
-        raise ValueError(f'{source.path}: not a readable video (no frames)')
+        raise ConfigError(f'{source.path}: not a readable video (no frames)')
     return count
 
 
@@ -247,7 +248,7 @@ def run_inference(inferencer: BaseInferencer, sources: Sequence[Source], out_dir
         progress: Show a progress bar over the images and frames. Default: True.
     """
     if batch_size < 1:
-        raise ValueError(f'batch_size={batch_size}: must be at least 1')
+        raise ConfigError(f'batch_size={batch_size}: must be at least 1')
     counts = [frame_count(source) for source in sources]  # a broken video fails before any work
     summary, start = Summary(), time.perf_counter()
     bar = ProgressBar(sum(counts)) if progress else None

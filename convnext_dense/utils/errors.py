@@ -22,3 +22,7 @@ class CheckpointError(UserError, ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the config or the command line names does not exist."""
+
+
+class ConfigTypeError(UserError, TypeError):
+    """A config value of the wrong type."""

@@ -10,6 +10,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import BaseLoop
 
 from ...utils.atomic import PARTIAL_SUFFIX, commit, write_atomic
+from ...utils.errors import ConfigError
 from ..resume import POINTER, check_resume
 from ..train_state import STATE_KEY, capture
 
@@ -52,8 +53,8 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         self._written_at: Optional[int] = None  # the iterations done when this run last wrote a checkpoint
         if not isinstance(self.file_backend, LocalBackend):
-            raise ValueError(f'AtomicCheckpointHook writes local files; out_dir={self.out_dir!r} is not local: set '
-                             "default_hooks.checkpoint.type='CheckpointHook' for remote storage")
+            raise ConfigError(f'AtomicCheckpointHook writes local files; out_dir={self.out_dir!r} is not local: set '
+                              "default_hooks.checkpoint.type='CheckpointHook' for remote storage")
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         outdated = []

@@ -19,6 +19,7 @@ from mmengine.device import get_device
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
+from ...utils.errors import ConfigError
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): stopped with a checkpoint; run the same command again
@@ -46,8 +47,8 @@ class PreemptionHook(Hook):
     def before_train(self, runner) -> None:
         self._checkpoint = next((h for h in runner.hooks if isinstance(h, AtomicCheckpointHook)), None)
         if self._checkpoint is None:
-            raise ValueError('PreemptionHook saves through default_hooks.checkpoint, which must be '
-                             "convnext_dense.AtomicCheckpointHook (configs/_base_/reliability_hooks.py)")
+            raise ConfigError('PreemptionHook saves through default_hooks.checkpoint, which must be '
+                              "convnext_dense.AtomicCheckpointHook (configs/_base_/reliability_hooks.py)")
         for signum in SIGNALS:
             signal.signal(signum, self._on_signal)
 

@@ -19,6 +19,8 @@ from typing import Dict, Optional, Tuple
 import torch.distributed as dist
 from mmengine.hooks import Hook
 
+from ...utils.errors import ConfigError
+
 STUCK_EXIT_CODE = 70  # EX_SOFTWARE (sysexits.h)
 DEFAULT_TIMEOUT = 600.0
 KEY = 'convnext_dense/watchdog/rank{}'
@@ -64,7 +66,7 @@ class WatchdogHook(Hook):
     def before_train(self, runner) -> None:
         timeout = runner.cfg.get('watchdog_timeout', DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f'watchdog_timeout={timeout!r}; valid: seconds > 0, or 0 to turn the watchdog off')
+            raise ConfigError(f'watchdog_timeout={timeout!r}; valid: seconds > 0, or 0 to turn the watchdog off')
         if not timeout:
             return
         self._beat = (time.monotonic(), 2 * runner.iter)

@@ -39,6 +39,7 @@ from torch.distributed.fsdp import (
 from torch.optim import Optimizer
 
 from ...models.layers import ConvNeXtBlock
+from ...utils.errors import ConfigError
 
 # whole checkpoints on rank 0, gathered without the CPU offload
 WHOLE_ON_RANK0 = dict(
@@ -56,9 +57,9 @@ def unsharded(runner) -> nn.Module:
     model's own parameters are 1-D shards)."""
     skeleton = getattr(runner.strategy, 'skeleton', None)
     if skeleton is None:
-        raise ValueError(f"strategy={type(runner.strategy).__name__}: train with strategy type "
-                         "'convnext_dense.FSDPStrategy' (configs/_base_/fsdp.py), which keeps what a loaded "
-                         'checkpoint is checked against')
+        raise ConfigError(f"strategy={type(runner.strategy).__name__}: train with strategy type "
+                          "'convnext_dense.FSDPStrategy' (configs/_base_/fsdp.py), which keeps what a loaded "
+                          'checkpoint is checked against')
     return skeleton
 
 

@@ -15,6 +15,8 @@ from mmcv.cnn import build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
+from ...utils.errors import ConfigError
+
 
 class DINOv3LinearHead(BaseDecodeHead):
     """Dropout2d -> BatchNorm -> 1x1 conv over the (concatenated) input maps, as DINOv3's linear probe.
@@ -30,8 +32,8 @@ class DINOv3LinearHead(BaseDecodeHead):
         super().__init__(**kwargs)
         entering = sum(self.in_channels) if self.input_transform == 'resize_concat' else self.in_channels
         if self.channels != entering:
-            raise ValueError(f'DINOv3LinearHead: channels={self.channels} must equal the channels of its input, '
-                             f'{entering} (in_channels={self.in_channels}): the head is one 1x1 conv on them')
+            raise ConfigError(f'DINOv3LinearHead: channels={self.channels} must equal the channels of its input, '
+                              f'{entering} (in_channels={self.in_channels}): the head is one 1x1 conv on them')
         self.bn = build_norm_layer(self.norm_cfg, self.channels)[1]
 
     def forward(self, inputs: List[Tensor]) -> Tensor:

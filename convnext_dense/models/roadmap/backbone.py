@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...specs.arch import DEFAULT_NORM_EPS, STEM_STRIDE, OutputShape, output_shape
 from ...specs.roadmap import Design, RegimeSpec, design, stage_table
+from ...utils.errors import ConfigError
 from ..backbone import convnext_stages, drop_path_rates, freeze, trunc_normal_init
 from ..base import InitCfg, InitWeightsModule
 from ..layer_decay import block_layer_id, check_decay_type, convnext_layer_id, num_decay_layers
@@ -150,9 +151,9 @@ class ConvNeXtRoadmap(InitWeightsModule):
         self.out_indices = self._output_shape.indices
         self.arch_depths, self.arch_channels = stages['depths'], stages['channels']
         if not -1 <= frozen_stages < len(d.depths):
-            raise ValueError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) to {len(d.depths) - 1}')
+            raise ConfigError(f'frozen_stages={frozen_stages} is out of range; valid: -1 (none) to {len(d.depths) - 1}')
         if drop_path_rate < 0:
-            raise ValueError(f'drop_path_rate={drop_path_rate} must be >= 0')
+            raise ConfigError(f'drop_path_rate={drop_path_rate} must be >= 0')
         self.frozen_stages, self.norm_eval, self.with_cp, self.channels_last = (
             frozen_stages, norm_eval, with_cp, channels_last)
         num_stages = max(self.out_indices) + 1  # build only what is used
@@ -211,8 +212,8 @@ class ConvNeXtRoadmap(InitWeightsModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Map (N, in_channels, H, W) images to one (N, C_i, H / s_i, W / s_i) map per out index."""
         if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for roadmap step {self.step!r}: height '
-                             f'and width must be at least {self.min_input_size}')
+            raise ConfigError(f'input of size {tuple(x.shape[-2:])} is too small for roadmap step {self.step!r}: '
+                              f'height and width must be at least {self.min_input_size}')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outs = []

@@ -14,6 +14,7 @@ from torch import nn
 from ...checkpoint.layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
 from ...checkpoint.loading import abridge, load_backbone_checkpoint, pick_prefix, state_dict_tensors
 from ...checkpoint.reader import read_checkpoint
+from ...utils.errors import CheckpointError
 from ...utils.logging import print_log
 
 
@@ -43,14 +44,14 @@ def load_roadmap_checkpoint(model: nn.Module, path: Union[str, os.PathLike], pre
     own = model.state_dict()
     to_load = {k: v for k, v in inside.items() if k in own}
     if not to_load:
-        raise ValueError(f'no tensor of {path!r} (prefix {prefix!r}) fits roadmap step {model.step!r} '
-                         f'({model.regime}): its keys begin {abridge(list(inside) or list(tensors))}; the step\'s '
-                         f'begin {abridge(list(own))}')
+        raise CheckpointError(f'no tensor of {path!r} (prefix {prefix!r}) fits roadmap step {model.step!r} '
+                              f'({model.regime}): its keys begin {abridge(list(inside) or list(tensors))}; the step\'s '
+                              f'begin {abridge(list(own))}')
     for key, tensor in to_load.items():
         if tensor.shape != own[key].shape:
-            raise ValueError(f'checkpoint {path!r}: {key} has shape {tuple(tensor.shape)} in the file but '
-                             f'{tuple(own[key].shape)} in roadmap step {model.step!r} ({model.regime}): the file '
-                             'holds another step or regime')
+            raise CheckpointError(f'checkpoint {path!r}: {key} has shape {tuple(tensor.shape)} in the file but '
+                                  f'{tuple(own[key].shape)} in roadmap step {model.step!r} ({model.regime}): the file '
+                                  'holds another step or regime')
     model.load_state_dict(to_load, strict=False)
     missing = [k for k in own if k not in to_load]
     ignored = [k for k in inside if k not in own]

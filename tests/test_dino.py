@@ -2,6 +2,7 @@
 detrex's files) and mmdet's installed DINO recipe for the rest; the shrunk one trains, tests and infers through
 mmdet's own tools and ours; the layer-decay constructor gives DINO's transformer, queries and level embeddings what
 mmengine's default constructor gives them."""
+import copy
 import inspect
 import json
 import os
@@ -296,3 +297,71 @@ def test_layer_decay_constructor_gives_dino_what_the_stock_constructor_gives_it(
     for name, p in model.named_parameters():
         if name.startswith('backbone.'):
             assert ours[name] == pytest.approx((lr * 0.1, 0.0 if p.ndim == 1 or name.endswith('.bias') else wd)), name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# detrex's trained DINO files: a whole-model layout
+# ----------------------------------------------------------------------------------------------------------------
+
+# mmdet's DINO name -> detrex's (projects/dino/modeling/, detrex/layers/, detrex/modeling/neck/channel_mapper.py):
+# the inverse of convnext_dense/checkpoint/detrex_dino.py, written out again on purpose
+TO_DETREX = (
+    (r'^level_embed$', 'transformer.level_embeds'),
+    (r'^query_embedding\.', 'transformer.tgt_embed.'),
+    (r'^memory_trans_fc\.', 'transformer.enc_output.'),
+    (r'^memory_trans_norm\.', 'transformer.enc_output_norm.'),
+    (r'^(encoder|decoder)\.layers\.(\d+)\.self_attn\.', r'transformer.\1.layers.\2.attentions.0.'),
+    (r'^decoder\.layers\.(\d+)\.cross_attn\.', r'transformer.decoder.layers.\1.attentions.1.'),
+    (r'^(encoder|decoder)\.layers\.(\d+)\.ffn\.', r'transformer.\1.layers.\2.ffns.0.'),
+    (r'^(encoder|decoder)\.layers\.(\d+)\.norms\.', r'transformer.\1.layers.\2.norms.'),
+    (r'^decoder\.', 'transformer.decoder.'),
+    (r'^bbox_head\.cls_branches\.', 'class_embed.'),
+    (r'^bbox_head\.reg_branches\.(\d+)\.(\d+)\.', lambda m: f'bbox_embed.{m[1]}.layers.{int(m[2]) // 2}.'),
+    (r'^dn_query_generator\.label_embedding\.', 'label_enc.'),
+    (r'^neck\.(\w+)\.(\d+)\.gn\.', r'neck.\1.\2.norm.'),
+)
+
+
+def detrex_file(state: dict) -> dict:
+    """A detrex DINO state dict with the tensors of an mmdet DINO ``state``, the heads also under the decoder (detrex
+    shares the modules, so its state dict holds them twice)."""
+    out = {}
+    for key, tensor in state.items():
+        for pattern, replacement in TO_DETREX:
+            if re.match(pattern, key):
+                key = re.sub(pattern, replacement, key)
+                break
+        out[key] = tensor
+        if key.startswith(('class_embed.', 'bbox_embed.')):
+            out['transformer.decoder.' + key] = tensor
+    return out
+
+
+@pytest.mark.parametrize('container', [None, 'model'])
+def test_detrex_dino_file_loads_strictly_into_the_recipes_model(tmp_path, container):
+    """A file with detrex's names and shapes (flat, or under detectron2's 'model') loads through mmengine's
+    load_checkpoint with strict=True into the shrunk recipe's DINO, every tensor in its place."""
+    from mmdet.registry import MODELS
+    from mmengine.runner import load_checkpoint
+    cfg = read_config(TINY_DINO)
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        source, target = (MODELS.build(copy.deepcopy(cfg.model)) for _ in range(2))  # DINO edits the dict it gets
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=gen) for k, v in source.state_dict().items()}
+    detrex = detrex_file(state)
+    assert {'transformer.decoder.layers.1.attentions.1.sampling_offsets.weight', 'bbox_embed.2.layers.2.bias',
+            'neck.extra_convs.0.norm.weight', 'backbone.stages.3.0.gamma'} <= set(detrex)
+    torch.save({container: detrex, 'iteration': 89999} if container else detrex, tmp_path / 'detrex.pth')
+    load_checkpoint(target, str(tmp_path / 'detrex.pth'), strict=True)
+    loaded = target.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_detrex_dino_key_without_a_place_is_named():
+    from convnext_dense.checkpoint.detrex_dino import detrex_dino_to_mmdet
+    from convnext_dense.utils.errors import CheckpointError
+    state = {k: torch.zeros(1) for k in ('transformer.level_embeds', 'transformer.tgt_embed.weight',
+                                         'label_enc.weight', 'transformer.encoder.post_norm_layer.weight')}
+    with pytest.raises(CheckpointError, match=r"'transformer\.encoder\.post_norm_layer\.weight'"):
+        detrex_dino_to_mmdet(state)

@@ -27,8 +27,9 @@ from convnext_dense.synthetic.coco import write_coco_demo
 from convnext_dense.synthetic.scenes import SHAPES
 
 CONFIGS = REPO / 'configs' / 'coco'
-# the Mask2Former recipes follow mmdet's / mmseg's stock files instead: tests/test_mask2former.py
-ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py') if not p.stem.startswith('mask2former_'))
+# the Mask2Former recipes follow mmdet's / mmseg's stock files instead: tests/test_mask2former.py; the DINO recipes
+# detrex's: tests/test_dino.py
+ALL_CONFIGS = sorted(p.stem for p in CONFIGS.glob('*.py') if not p.stem.startswith(('mask2former_', 'dino_')))
 pytestmark = pytest.mark.usefixtures('default_paths')  # tests that set a path variable set it themselves
 
 # The published recipes (the official ConvNeXt configs and paper), typed here again on purpose: the independent check.

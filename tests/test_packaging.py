@@ -30,6 +30,7 @@ START_FILES = {**OFFICIAL_CHECKPOINTS, **DINOV3_CHECKPOINTS}
 UNPUBLISHED = {
     'configs/ade20k/upernet_dinov3_convnext_b_640.py', 'configs/ade20k/upernet_dinov3_convnext_l_640.py',
     'configs/coco/cascade_dinov3_convnext_b.py', 'configs/coco/cascade_dinov3_convnext_l.py',
+    'configs/coco/dino_dinov3_convnext_b_4scale_12ep.py', 'configs/coco/dino_dinov3_convnext_l_4scale_12ep.py',
     # the roadmap: the paper measured its steps on ImageNet only
     'configs/roadmap/mask_rcnn_roadmap_1x.py', 'configs/roadmap/upernet_roadmap_512_160k.py',
     # Mask2Former: the stock Swin recipes' results are Swin's, not these configs'

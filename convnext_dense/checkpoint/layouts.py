@@ -44,7 +44,10 @@ OFFICIAL_CHECKPOINTS: Dict[str, str] = {
         'convnext_tiny_1k_224_ema.pth', 'convnext_small_1k_224_ema.pth', 'convnext_base_1k_224_ema.pth',
         'convnext_large_1k_224_ema.pth',
         'convnext_tiny_22k_224.pth', 'convnext_small_22k_224.pth', 'convnext_base_22k_224.pth',
-        'convnext_large_22k_224.pth', 'convnext_xlarge_22k_224.pth')},
+        'convnext_large_22k_224.pth', 'convnext_xlarge_22k_224.pth',
+        # ImageNet-22k pre-trained, 1k fine-tuned at 384 px: the start of detrex's DINO-ConvNeXt recipes
+        'convnext_tiny_22k_1k_384.pth', 'convnext_small_22k_1k_384.pth', 'convnext_base_22k_1k_384.pth',
+        'convnext_large_22k_1k_384.pth')},
     **{path.rpartition('/')[2]: V2_URL + path for path in _V2_FILES},
     # mmpretrain's ImageNet-21k pre-trained, 1k fine-tuned 384 px ConvNeXt-B, the start of mmdet's RTMDet-l ConvNeXt-B
     'convnext-base_in21k-pre-3rdparty_in1k-384px_20221219-4570f792.pth': 'https://download.openmmlab.com/'

@@ -7,6 +7,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
+from .detrex_dino import DETREX_DINO
+
 StateDict = Dict[str, Tensor]
 
 
@@ -28,7 +30,7 @@ class ModelLayout:
 
 
 # Each issue's layouts join here; detection takes the first that claims a file's keys.
-MODEL_LAYOUTS: Tuple[ModelLayout, ...] = ()
+MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (ModelLayout(**DETREX_DINO),)
 
 
 def detect_model_layout(keys: Sequence[str]) -> Optional[ModelLayout]:

@@ -35,6 +35,11 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
         raise CheckpointError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
                               'dict or a checkpoint')
     holder = 'state_dict' if 'state_dict' in checkpoint else None  # where mmengine's runner looks
+    inner = checkpoint.get('model')
+    if holder is None and isinstance(inner, Mapping) and detect_model_layout(list(inner)) is not None:
+        # a whole model in detectron2's container (detrex's files): moved to where mmengine's runner looks
+        checkpoint = {'state_dict': inner, **{k: v for k, v in checkpoint.items() if k != 'model'}}
+        holder = 'state_dict'
     if holder and not isinstance(checkpoint[holder], Mapping):
         raise CheckpointError(f"checkpoint {filename!r}: its 'state_dict' is a "
                               f"{type(checkpoint[holder]).__name__}, not a dict of tensors")

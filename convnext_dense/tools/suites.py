@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from . import bench_ddp, bench_models, bench_swin
+from . import bench_ddp, bench_dino, bench_models, bench_swin
 from .benchmark import Case, interleaved
 
 Item = Tuple[str, Callable[[], object]]
@@ -36,7 +36,8 @@ def _pairs(impls: Tuple[str, ...], **modes: object) -> List[Case]:
 def cpu_items(repo: str, quick: bool, reps: int) -> List[Item]:
     """The CPU headline: ConvNeXt-T backbone at 1 x 3 x 512 x 512 (fp32 and bf16 autocast) against timm, the
     official formulation and mmpretrain; the whole models at 320 x 480; ConvNeXt-T beside Swin-T (backbones at
-    512 x 512, the Mask2Former T models at 512 x 512); the 2-process DDP step; then compiled."""
+    512 x 512, the Mask2Former T models at 512 x 512); DINO-4scale ConvNeXt-T beside mmdet's DINO-4scale R50 at
+    320 x 480; the 2-process DDP step; then compiled."""
     arch, shape = ('atto', (1, 3, 64, 64)) if quick else ('tiny', (1, 3, 512, 512))
     size = (64, 64) if quick else (320, 480)
     both = ('ours', 'timm')
@@ -52,6 +53,8 @@ def cpu_items(repo: str, quick: bool, reps: int) -> List[Item]:
                                                          quick)),
         ('mask2former_t', lambda: bench_swin.mask2former(repo, 'cpu', (64, 64) if quick else (512, 512),
                                                          0 if quick else 1, 1 if quick else min(reps, 3), quick)),
+        ('dino_t', lambda: bench_dino.dino(repo, 'cpu', size, 0 if quick else 1, 1 if quick else min(reps, 3),
+                                           quick)),
         ('ddp_gloo_step_s', lambda: bench_ddp.ddp_steps('atto' if quick else 'tiny',
                                                         (1, 3, 64, 64) if quick else (1, 3, 224, 224),
                                                         steps=2 if quick else 6)),
@@ -84,6 +87,7 @@ def gpu_items(repo: str, device: str, quick: bool, reps: int) -> List[Item]:
                                                          quick)),
         ('mask2former_t', lambda: bench_swin.mask2former(repo, device, (64, 64) if quick else (512, 512),
                                                          0 if quick else 3, 1 if quick else reps, quick)),
+        ('dino_t', lambda: bench_dino.dino(repo, device, size, 0 if quick else 3, 1 if quick else reps, quick)),
         ('memory_with_cp', lambda: _backbone(
             _pairs(both, precision='bf16') + _pairs(both, precision='bf16', with_cp=True), arch, big, device,
             max(1, reps // 4), quick)),

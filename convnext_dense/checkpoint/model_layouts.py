@@ -7,6 +7,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
+from . import hf_upernet
+
 StateDict = Dict[str, Tensor]
 
 
@@ -28,7 +30,9 @@ class ModelLayout:
 
 
 # Each issue's layouts join here; detection takes the first that claims a file's keys.
-MODEL_LAYOUTS: Tuple[ModelLayout, ...] = ()
+MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (
+    ModelLayout('hf_upernet', hf_upernet.MODEL, hf_upernet.is_hf_upernet, hf_upernet.upernet_from_hf),
+)
 
 
 def detect_model_layout(keys: Sequence[str]) -> Optional[ModelLayout]:

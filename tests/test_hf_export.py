@@ -153,3 +153,43 @@ def test_export_backbone(exported, version, tmp_path):
     assert len(theirs) == len(mine) == 4
     for a, b in zip(mine, theirs):
         assert_close(a, b)
+
+
+def test_full_size_upernet_t_fits_the_shipped_config():
+    """transformers' UperNet-T as ``openmmlab/upernet-convnext-tiny`` is configured (transformers'
+    ``convert_convnext_upernet_to_pytorch.py``: ConvNeXt-T, UperNetConfig's defaults, auxiliary_in_channels 384,
+    150 labels) renames onto configs/ade20k/upernet_convnext_t_512.py's model key for key, shape for shape."""
+    backbone = transformers.ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768], out_features=STAGES)
+    config = transformers.UperNetConfig(backbone_config=backbone, auxiliary_in_channels=384, num_labels=150)
+    with torch.device('meta'):  # shapes only: no memory, no init
+        hf_model = transformers.UperNetForSemanticSegmentation(config)
+        ours = build_model(read_config(REPO / 'configs' / 'ade20k' / 'upernet_convnext_t_512.py'))
+    renamed = {k: v.shape for k, v in upernet_from_hf(hf_model.state_dict()).items()}
+    assert renamed == {k: v.shape for k, v in ours.state_dict().items()}
+    assert len(renamed) == len(hf_model.state_dict())
+
+
+def override(tmp_path: Path, base: Path, text: str) -> str:
+    """A config file inheriting ``base`` with ``text`` added."""
+    path = tmp_path / f'{base.stem}_override.py'
+    path.write_text(f'_base_ = [{str(base)!r}]\n{text}\n')
+    return str(path)
+
+
+@pytest.mark.parametrize('config, text, message', [
+    (CONFIGS['v1'], 'model = dict(backbone=dict(norm_eps=1e-5))', 'norm_eps is 1e-05; transformers\' ConvNeXt '
+     'hard-codes LayerNorm eps 1e-06'),
+    (CONFIGS['v1'], 'model = dict(backbone=dict(out_indices=(0, 1, 2)))', 'builds 3 of 4 stages'),
+    (CONFIGS['v1'], "model = dict(auxiliary_head=dict(in_index=1))", 'auxiliary_head.in_index=1'),
+    (REPO / 'tests' / 'configs' / 'tiny_det.py', '', 'model is CascadeRCNN + CascadeRoIHead'),
+    (REPO / 'tests' / 'configs' / 'tiny_rtmdet.py', '', 'model is RTMDet'),
+    (REPO / 'tests' / 'configs' / 'tiny_roadmap_seg.py', '', 'model is convnext_dense.FollowBackbone'),
+], ids=['eps', 'cut', 'aux_in_index', 'cascade', 'rtmdet', 'roadmap'])
+def test_refusals(tmp_path, config, text, message):
+    """What transformers cannot express is refused in one line naming the field; other models point to ONNX."""
+    with pytest.raises(ConfigError) as error:
+        export_hf(override(tmp_path, config, text), None, str(tmp_path / 'out'))
+    assert message in str(error.value) and '\n' not in str(error.value)
+    if 'model is' in message:
+        assert 'tools/export_onnx.py' in str(error.value)
+    assert not (tmp_path / 'out').exists()

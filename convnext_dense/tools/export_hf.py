@@ -26,8 +26,8 @@ EXTRA = 'transformers'  # pip install 'convnext_dense[transformers]'
 HF_EPS = 1e-6  # transformers' ConvNextLayerNorm eps, fixed in modeling_convnext.py / modeling_convnextv2.py
 BN_EPS = 1e-5  # transformers' UperNet BatchNorm2d, torch's default
 AUX_IN_INDEX, AUX_KERNEL = 2, 3  # transformers' UperNetFCNHead defaults, not in its config
-ONNX_HINT = ('tools/export_onnx.py exports any config\'s backbone, and the whole model of an UperNet, or a '
-             'detector\'s backbone + neck, to ONNX')
+ONNX_HINT = ('to ONNX instead: tools/export_onnx.py CONFIG --part model (the whole segmentor, or a detector\'s '
+             'backbone + neck)')
 
 
 def _transformers() -> Any:

@@ -9,7 +9,6 @@ randomised, exported, read back with ``from_pretrained(output_loading_info=True)
 mismatched. No network: ``USE_HUB_KERNELS=0`` (transformers 5 asks the Hub for kernels in ``from_pretrained``).
 """
 import json
-import os
 from pathlib import Path
 from typing import Dict, Tuple
 

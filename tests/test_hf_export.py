@@ -180,10 +180,12 @@ def override(tmp_path: Path, base: Path, text: str) -> str:
      'hard-codes LayerNorm eps 1e-06'),
     (CONFIGS['v1'], 'model = dict(backbone=dict(out_indices=(0, 1, 2)))', 'builds 3 of 4 stages'),
     (CONFIGS['v1'], "model = dict(auxiliary_head=dict(in_index=1))", 'auxiliary_head.in_index=1'),
+    (CONFIGS['v1'], "model = dict(decode_head=dict(norm_cfg=dict(type='GN', num_groups=4)))",
+     "decode_head.norm_cfg type='GN'"),
     (REPO / 'tests' / 'configs' / 'tiny_det.py', '', 'model is CascadeRCNN + CascadeRoIHead'),
     (REPO / 'tests' / 'configs' / 'tiny_rtmdet.py', '', 'model is RTMDet'),
     (REPO / 'tests' / 'configs' / 'tiny_roadmap_seg.py', '', 'model is convnext_dense.FollowBackbone'),
-], ids=['eps', 'cut', 'aux_in_index', 'cascade', 'rtmdet', 'roadmap'])
+], ids=['eps', 'cut', 'aux_in_index', 'head_norm', 'cascade', 'rtmdet', 'roadmap'])
 def test_refusals(tmp_path, config, text, message):
     """What transformers cannot express is refused in one line naming the field; other models point to ONNX."""
     with pytest.raises(ConfigError) as error:

@@ -25,6 +25,7 @@ from .export_onnx import build_backbone
 EXTRA = 'transformers'  # pip install 'convnext_dense[transformers]'
 HF_EPS = 1e-6  # transformers' ConvNextLayerNorm eps, fixed in modeling_convnext.py / modeling_convnextv2.py
 BN_EPS = 1e-5  # transformers' UperNet BatchNorm2d, torch's default
+NORMS = ('BN', 'SyncBN')  # the heads' norms that are a BatchNorm2d at test time
 AUX_IN_INDEX, AUX_KERNEL = 2, 3  # transformers' UperNetFCNHead defaults, not in its config
 ONNX_HINT = ('to ONNX instead: tools/export_onnx.py CONFIG --part model (the whole segmentor, or a detector\'s '
              'backbone + neck)')
@@ -101,9 +102,15 @@ def upernet_config(cfg: Config, model: nn.Module, classes: List[str], where: str
     """``UperNetConfig`` of an mmseg UperNet + ConvNeXt, ``id2label`` from the dataset's classes."""
     decode, aux = _check_upernet(cfg, where)
     backbone = model.backbone
-    if list(decode.in_index) != list(range(len(backbone.out_indices))):
-        raise ConfigError(f'{where}: model.decode_head.in_index={tuple(decode.in_index)}; transformers\' UperNet '
-                          f'reads every returned stage: {tuple(range(len(backbone.out_indices)))}')
+    in_index, every = decode.get('in_index', -1), list(range(len(backbone.out_indices)))
+    if not isinstance(in_index, (list, tuple)) or list(in_index) != every:
+        raise ConfigError(f'{where}: model.decode_head.in_index={in_index}; transformers\' UperNet reads every '
+                          f'returned stage: {tuple(every)}')
+    for name, head in (('decode_head', decode), ('auxiliary_head', aux or {})):
+        norm = (head.get('norm_cfg') or {}).get('type', 'BN') if head else 'BN'
+        if norm not in NORMS:
+            raise ConfigError(f'{where}: model.{name}.norm_cfg type={norm!r}; transformers\' UperNet has '
+                              f'BatchNorm ({" or ".join(NORMS)} here)')
     eps = sorted({m.eps for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)} - {BN_EPS})
     if eps:
         raise ConfigError(f'{where}: model.decode_head / auxiliary_head norm_cfg eps={eps[0]:g}; transformers\' '
@@ -113,7 +120,8 @@ def upernet_config(cfg: Config, model: nn.Module, classes: List[str], where: str
         auxiliary_num_convs=aux.get('num_convs', 2), auxiliary_concat_input=aux.get('concat_input', True),
         auxiliary_loss_weight=aux.get('loss_decode', {}).get('loss_weight', 0.4))
     return _transformers().UperNetConfig(
-        backbone_config=backbone_config(backbone), hidden_size=decode.channels, pool_scales=list(decode.pool_scales),
+        backbone_config=backbone_config(backbone), hidden_size=decode.channels,
+        pool_scales=list(decode.get('pool_scales', (1, 2, 3, 6))),  # mmseg UPerHead's default
         loss_ignore_index=decode.get('ignore_index', 255), id2label=dict(enumerate(classes)),
         label2id={c: i for i, c in enumerate(classes)}, **aux_kwargs)
 

@@ -2,7 +2,8 @@
 then run by transformers' ``pipeline('image-segmentation')`` (its PIL image processor: no torchvision) on
 matplotlib's ``grace_hopper.jpg``: its label map is ``tools/infer.py``'s inferencer's (whole-image mode) wherever the
 top-2 logit margin exceeds a small tolerance, and the pipeline's processor and model give the inferencer's logits
-to 1e-4 of their largest value (PIL and OpenCV decode this JPEG to the same pixels).
+to 1e-4 of their largest value (PIL and OpenCV decode this JPEG to the same pixels). The exported folder, given to
+the inferencer as its checkpoint, gives the same logits again.
 
 The export writes ``do_resize=False``: the test config's pipeline does not resize either, so both see the photo at
 its own 512 x 600 pixels.
@@ -60,5 +61,8 @@ def test_pipeline_gives_infer_labels(trained, tmp_path):
         hf_logits = segmenter.model(**inputs).logits[0].numpy()
     relative = np.abs(hf_logits - logits).max() / np.abs(logits).max()
     assert relative <= 1e-4, relative
+    # the exported folder is a checkpoint of the config too: the inferencer reads it, same logits
+    back = build_inferencer(str(SEG), str(tmp_path / 'hf'))(str(PHOTO), return_datasamples=True).seg_logits.data
+    assert np.abs(back.numpy() - logits).max() <= 1e-4 * np.abs(logits).max()
     print(f'labels equal on {(ours == theirs).mean():.4%} of pixels, on all of the {decided.mean():.2%} with a '
           'margin')

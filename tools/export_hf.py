@@ -1,10 +1,13 @@
 """Export to Hugging Face transformers: an UperNet + ConvNeXt (V1 / V2) segmentor as UperNetForSemanticSegmentation,
-or a config's ConvNeXt backbone as ConvNextBackbone / ConvNextV2Backbone (docs/hf_transformers.md).
+a Mask2Former + ConvNeXt (mmdet instance / panoptic, mmseg semantic) as Mask2FormerForUniversalSegmentation, or a
+config's ConvNeXt backbone as ConvNextBackbone / ConvNextV2Backbone (docs/hf_transformers.md).
 
     python tools/export_hf.py configs/ade20k/upernet_convnext_t_512.py CKPT.pth hf_upernet_t
+    python tools/export_hf.py configs/coco/mask2former_convnext_t_instance.py CKPT.pth hf_m2f_t
     python tools/export_hf.py configs/coco/cascade_convnext_t.py CKPT.pth hf_convnext_t --part backbone
 
-The folder loads with transformers' from_pretrained (UperNetForSemanticSegmentation.from_pretrained(OUT_DIR), or
+The folder loads with transformers' from_pretrained (UperNetForSemanticSegmentation.from_pretrained(OUT_DIR),
+Mask2FormerForUniversalSegmentation.from_pretrained(OUT_DIR), or
 ConvNextBackbone.from_pretrained(OUT_DIR): AutoBackbone asks the Hub first). Its image processor does not resize:
 resize images as the config's test pipeline does. Needs pip install "convnext_dense[transformers]".
 """
@@ -20,7 +23,7 @@ def parse_args() -> argparse.Namespace:
                         'layout)')
     parser.add_argument('out_dir', help='folder to write')
     parser.add_argument('--part', choices=['model', 'backbone'], default='model',
-                        help='model (default): the whole UperNet; backbone: the ConvNeXt alone')
+                        help='model (default): the whole UperNet or Mask2Former; backbone: the ConvNeXt alone')
     return parser.parse_args()
 
 

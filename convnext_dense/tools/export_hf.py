@@ -1,13 +1,15 @@
 """Export to Hugging Face transformers: an mmseg UperNet + ConvNeXt (V1 or V2) as ``UperNetForSemanticSegmentation``,
+an mmdet (instance, panoptic) or mmseg (semantic) Mask2Former + ConvNeXt as ``Mask2FormerForUniversalSegmentation``,
 or any config's ConvNeXt backbone as ``ConvNextBackbone`` / ``ConvNextV2Backbone``: a folder (``config.json``,
 ``model.safetensors``; for the whole model also the image processor's ``preprocessor_config.json``) that
-``from_pretrained`` loads with no missing, unexpected or mismatched keys. The names come from the one table of
-``checkpoint.hf_upernet``, which also imports such folders back.
+``from_pretrained`` loads with no missing, unexpected or mismatched keys. The names come from the tables of
+``checkpoint.hf_upernet`` and ``checkpoint.hf_mask2former``, which read them both ways.
 
 transformers' ConvNeXt hard-codes LayerNorm eps 1e-6 (every norm; its ``layer_norm_eps`` sets only the classifier's
 pooled norm) and always builds four stages; its UperNet feeds every returned stage to the head and the third to the
-auxiliary head. A config outside that, or a model transformers has no class for, is refused in one line naming the
-field. transformers is imported here only (``pip install "convnext_dense[transformers]"``).
+auxiliary head; its Mask2Former has one head count for every attention and 4 sampling points on 3 levels. A config
+outside that, or a model transformers has no class for, is refused in one line naming the field. transformers is
+imported here only (``pip install "convnext_dense[transformers]"``).
 """
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -16,6 +18,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.runner import load_checkpoint
 from torch import nn
 
+from ..checkpoint.hf_mask2former import mask2former_to_hf
 from ..checkpoint.hf_upernet import backbone_to_hf, upernet_to_hf
 from ..models.backbone import ConvNeXt
 from ..utils.errors import ConfigError
@@ -26,6 +29,7 @@ EXTRA = 'transformers'  # pip install 'convnext_dense[transformers]'
 HF_EPS = 1e-6  # transformers' ConvNextLayerNorm eps, fixed in modeling_convnext.py / modeling_convnextv2.py
 BN_EPS = 1e-5  # transformers' UperNet BatchNorm2d, torch's default
 NORMS = ('BN', 'SyncBN')  # the heads' norms that are a BatchNorm2d at test time
+HF_POINTS, HF_LEVELS = 4, 3  # transformers' Mask2Former pixel decoder: sampling points, feature levels (fixed)
 AUX_IN_INDEX, AUX_KERNEL = 2, 3  # transformers' UperNetFCNHead defaults, not in its config
 ONNX_HINT = ('to ONNX instead: tools/export_onnx.py CONFIG --part model (the whole segmentor, or a detector\'s '
              'backbone + neck)')
@@ -76,6 +80,16 @@ def backbone_config(backbone: ConvNeXt) -> Any:
                                        **kwargs)
 
 
+def mask2former_head(cfg: Config) -> Optional[str]:
+    """The head's attribute of a Mask2Former config (mmdet's instance / panoptic, mmseg's semantic), else None."""
+    model = cfg.model
+    if model.get('type') == 'Mask2Former':
+        return 'panoptic_head'
+    if model.get('type') == 'EncoderDecoder' and (model.get('decode_head') or {}).get('type') == 'Mask2FormerHead':
+        return None if model.get('auxiliary_head') else 'decode_head'
+    return None
+
+
 def _check_upernet(cfg: Config, where: str) -> Tuple[ConfigDict, Optional[ConfigDict]]:
     model = cfg.model
     decode, aux = model.get('decode_head') or {}, model.get('auxiliary_head')
@@ -83,7 +97,7 @@ def _check_upernet(cfg: Config, where: str) -> Tuple[ConfigDict, Optional[Config
         kind = ' + '.join(str(x) for x in (model.get('type'), decode.get('type') or model.get('roi_head', {}).get(
             'type') or model.get('bbox_head', {}).get('type') or model.get('panoptic_head', {}).get('type')) if x)
         raise ConfigError(f'{where}: model is {kind}; transformers has no class this export writes for it. '
-                          'tools/export_hf.py exports an UperNet + ConvNeXt segmentor (--part model) and any '
+                          'tools/export_hf.py exports an UperNet or Mask2Former + ConvNeXt (--part model) and any '
                           f'config\'s ConvNeXt backbone (--part backbone); {ONNX_HINT}')
     if decode.get('align_corners'):
         raise ConfigError(f'{where}: model.decode_head.align_corners=True; transformers\' UperNet uses False')
@@ -126,6 +140,31 @@ def upernet_config(cfg: Config, model: nn.Module, classes: List[str], where: str
         label2id={c: i for i, c in enumerate(classes)}, **aux_kwargs)
 
 
+def mask2former_config(head: nn.Module, backbone: ConvNeXt, classes: List[str], where: str) -> Any:
+    """``Mask2FormerConfig`` of an mmdet / mmseg Mask2Former head: transformers' ``decoder_layers`` counts the
+    prediction from the learned queries as a layer (mmdet's ``num_layers`` + 1); one head count for all attention
+    and 4 sampling points per level in the pixel decoder, as transformers builds them."""
+    pixel, decoder = head.pixel_decoder, head.transformer_decoder
+    deform = pixel.encoder.layers[0].self_attn
+    heads = {deform.num_heads, decoder.layers[0].self_attn.attn.num_heads, decoder.layers[0].cross_attn.attn.num_heads}
+    fields = {'num_heads of every attention (one value)': (len(heads), 1), 'pixel decoder num_points': (
+        deform.num_points, HF_POINTS), 'pixel decoder num_levels': (deform.num_levels, HF_LEVELS),
+        'backbone out_indices count': (len(backbone.out_indices), 4)}
+    for name, (value, valid) in fields.items():
+        if value != valid:
+            raise ConfigError(f'{where}: Mask2Former {name} is {value}; transformers\' Mask2Former has {valid}')
+    return _transformers().Mask2FormerConfig(
+        backbone_config=backbone_config(backbone), feature_size=pixel.mask_feature.in_channels,
+        mask_feature_size=pixel.mask_feature.out_channels, hidden_dim=head.query_feat.embedding_dim,
+        encoder_feedforward_dim=pixel.encoder.layers[0].ffn.layers[0][0].out_features,
+        dim_feedforward=decoder.layers[0].ffn.layers[0][0].out_features, encoder_layers=len(pixel.encoder.layers),
+        decoder_layers=len(decoder.layers) + 1, num_attention_heads=heads.pop(), num_queries=head.num_queries,
+        no_object_weight=head.class_weight[-1], class_weight=head.loss_cls.loss_weight,
+        mask_weight=head.loss_mask.loss_weight, dice_weight=head.loss_dice.loss_weight,
+        train_num_points=head.num_points, dropout=0.0, id2label=dict(enumerate(classes)),
+        label2id={c: i for i, c in enumerate(classes)})
+
+
 def dataset_classes(cfg: Config, num_classes: int, where: str) -> List[str]:
     """The test dataset's class names (its ``metainfo`` or its class's ``METAINFO``)."""
     from mmengine.registry import DATASETS
@@ -141,16 +180,20 @@ def dataset_classes(cfg: Config, num_classes: int, where: str) -> List[str]:
     return list(classes)
 
 
-def image_processor(cfg: Config, where: str) -> Any:
-    """transformers' ``SegformerImageProcessor`` with the config's mean and std, no resize: mmseg keeps an image's
-    aspect ratio where the processor has one fixed size, so the caller resizes as the config's test pipeline does."""
+def image_processor(cfg: Config, where: str, mask2former: bool = False) -> Any:
+    """transformers' ``SegformerImageProcessor`` (``Mask2FormerImageProcessor`` padding to 32 as mmdet) with the
+    config's mean and std, no resize: mmseg and mmdet keep an image's aspect ratio where the processor has one fixed
+    size, so the caller resizes as the config's test pipeline does."""
     pre = cfg.model.data_preprocessor
     if not pre.get('bgr_to_rgb', False):
         raise ConfigError(f'{where}: model.data_preprocessor.bgr_to_rgb is False: the mean / std are for BGR, '
                           'transformers\' processors read RGB')
-    return _transformers().SegformerImageProcessor(
-        do_resize=False, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
-        image_mean=[m / 255 for m in pre.mean], image_std=[s / 255 for s in pre.std], do_reduce_labels=False)
+    kwargs = dict(do_resize=False, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+                  image_mean=[m / 255 for m in pre.mean], image_std=[s / 255 for s in pre.std], do_reduce_labels=False)
+    transformers = _transformers()
+    if mask2former:
+        return transformers.Mask2FormerImageProcessor(size_divisor=pre.get('pad_size_divisor', 32), **kwargs)
+    return transformers.SegformerImageProcessor(**kwargs)
 
 
 def _hf_model(cls: Any, config: Any, state: Dict[str, Any]) -> nn.Module:
@@ -164,11 +207,12 @@ def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 
     """Write ``out_dir`` for transformers' ``from_pretrained`` and return the transformers model written.
 
     Args:
-        config: The mmseg config (``part='model'``) or any config with a ConvNeXt backbone (``part='backbone'``).
+        config: An UperNet (mmseg) or Mask2Former (mmdet, mmseg) config for ``part='model'``; any config with a
+            ConvNeXt backbone for ``part='backbone'``.
         checkpoint: The weights: a whole-model file for ``model``; for ``backbone`` any ConvNeXt layout. None: random.
         out_dir: The folder to write (created).
-        part: 'model' (``UperNetForSemanticSegmentation``) or 'backbone' (``ConvNextBackbone`` / V2). Default:
-            'model'.
+        part: 'model' (``UperNetForSemanticSegmentation`` / ``Mask2FormerForUniversalSegmentation``) or 'backbone'
+            (``ConvNextBackbone`` / V2). Default: 'model'.
 
     Raises:
         ConfigError: The config describes something transformers cannot express (the message names the field).
@@ -183,14 +227,24 @@ def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 
         hf_model.save_pretrained(out_dir)
         return hf_model
     cfg = load_config(config)
-    _check_upernet(cfg, config)  # before building: a detector's config is refused by name
+    head_name = mask2former_head(cfg)
+    if head_name is None:
+        _check_upernet(cfg, config)  # before building: a detector's config is refused by name
     model = build_model(cfg)
     check_backbone(model.backbone, config)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
-    hf_config = upernet_config(cfg, model, dataset_classes(cfg, model.decode_head.num_classes, config), config)
-    hf_model = _hf_model(transformers.UperNetForSemanticSegmentation, hf_config, upernet_to_hf(model.state_dict()))
+    if head_name is None:
+        hf_config = upernet_config(cfg, model, dataset_classes(cfg, model.decode_head.num_classes, config), config)
+        hf_model = _hf_model(transformers.UperNetForSemanticSegmentation, hf_config,
+                             upernet_to_hf(model.state_dict()))
+    else:
+        head = getattr(model, head_name)
+        classes = dataset_classes(cfg, head.num_classes, config)
+        hf_config = mask2former_config(head, model.backbone, classes, config)
+        hf_model = _hf_model(transformers.Mask2FormerForUniversalSegmentation, hf_config, mask2former_to_hf(
+            model.state_dict(), head_name + '.', head.num_classes, hf_config.no_object_weight))
     os.makedirs(out_dir, exist_ok=True)
     hf_model.save_pretrained(out_dir)
-    image_processor(cfg, config).save_pretrained(out_dir)
+    image_processor(cfg, config, mask2former=head_name is not None).save_pretrained(out_dir)
     return hf_model

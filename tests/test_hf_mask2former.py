@@ -10,6 +10,7 @@ of 0 can flip one pixel of one query's attention mask (the test prints how often
 import pytest
 import torch
 from mmdet.structures import DetDataSample
+from mmengine.runner import load_checkpoint
 from mmseg.structures import SegDataSample
 from test_hf_export import image, no_hub_kernels, off_init  # noqa: F401  (no_hub_kernels: autouse here too)
 
@@ -55,3 +56,22 @@ def test_mask2former_export(task, tmp_path):
         print(f'{task} {name}: max abs diff {(mine - hf).abs().max():.2e} of max |logit| {hf.abs().max():.2f}; '
               f'{beyond:.2e} beyond 1e-3 of max' + (f'; sign flips {((mine > 0) != (hf > 0)).float().mean():.2e}'
                                                     if name == 'mask' else ''))
+
+
+@pytest.mark.parametrize('task', ['ins', 'pan'])
+def test_hf_mask2former_loads_into_mmdet_config(task, tmp_path):
+    """transformers' Mask2Former of the config's structure, off its init, saved with save_pretrained, loads into
+    mmdet's model as the folder (strict); the last layer's logits equal."""
+    cfg = read_config(CONFIGS[task])
+    ours = build_model(cfg)
+    export_hf(str(CONFIGS[task]), None, str(tmp_path / 'structure'))  # transformers' config of this structure
+    hf_model = off_init(transformers.Mask2FormerForUniversalSegmentation.from_pretrained(tmp_path / 'structure'), 7)
+    hf_model.save_pretrained(tmp_path / 'hf')
+    load_checkpoint(ours, str(tmp_path / 'hf'), map_location='cpu', strict=True, logger='silent')
+    x = image(5, (64, 96))
+    with torch.no_grad():
+        cls_scores, mask_preds = ours.panoptic_head(ours.backbone(x), [DetDataSample(metainfo=dict(
+            batch_input_shape=(64, 96), img_shape=(64, 96), pad_shape=(64, 96)))])
+        theirs = hf_model(pixel_values=x)
+    for mine, hf in ((cls_scores[-1], theirs.class_queries_logits), (mask_preds[-1], theirs.masks_queries_logits)):
+        assert ((mine - hf).abs() > TOLERANCE * hf.abs().max()).float().mean().item() <= FRACTION

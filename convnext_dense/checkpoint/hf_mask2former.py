@@ -7,19 +7,24 @@ The structures map one to one (transformers ported the original Mask2Former code
 decoder self-attention keeps q / k / v projections where mmdet's ``nn.MultiheadAttention`` keeps one
 ``in_proj_weight`` (split and joined here), and its loss holds ``criterion.empty_weight`` (the no-object class
 weight), which mmdet keeps in the loss config: the export writes it, the import drops it.
+
+The import (``model_layouts.MODEL_LAYOUTS``) names the head as mmdet's ``Mask2Former`` does (``panoptic_head.``): a
+file's keys do not say whether it is to fill mmdet's model or mmseg's ``EncoderDecoder`` (``decode_head.``), whose
+files ``mask2former_from_hf(state, 'decode_head.')`` converts.
 """
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .hf_upernet import backbone_from_hf, backbone_to_hf
+from .hf_upernet import HF_LAYOUT, backbone_from_hf, backbone_to_hf
 
 StateDict = Dict[str, Tensor]
 HF_BACKBONE = 'model.pixel_level_module.encoder.'
 PIXEL, DECODER = 'model.pixel_level_module.decoder.', 'model.transformer_module.'
 EMPTY_WEIGHT = 'criterion.empty_weight'
+MMDET_HEAD = 'panoptic_head.'
 # (mmdet's name below the head, transformers' name); {n} is a number carried over, `.weight` / `.bias` follow
 HEAD_NAMES: Tuple[Tuple[str, str], ...] = (
     ('pixel_decoder.input_convs.{n}.conv', PIXEL + 'input_projections.{n}.0'),
@@ -123,3 +128,18 @@ def mask2former_from_hf(state: StateDict, head: str) -> StateDict:
     for name, parts in pending.items():
         out[name] = torch.cat([parts[p] for p in 'qkv'])
     return out
+
+
+def is_hf_mask2former(keys: Sequence[str]) -> bool:
+    """Whether ``keys`` are a ``Mask2FormerForUniversalSegmentation`` with a ConvNeXt (V2) backbone."""
+    key_set = set(keys)
+    return HF_BACKBONE + HF_LAYOUT.stem_key in key_set and 'class_predictor.weight' in key_set
+
+
+def mask2former_from_hf_mmdet(state: StateDict) -> StateDict:
+    """``mask2former_from_hf`` with mmdet's head name."""
+    return mask2former_from_hf(state, MMDET_HEAD)
+
+
+MODEL = ('a transformers Mask2FormerForUniversalSegmentation with a ConvNeXt or ConvNeXt V2 backbone, named as '
+         'mmdet\'s Mask2Former (configs: configs/coco/mask2former_convnext_*.py)')

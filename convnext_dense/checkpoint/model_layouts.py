@@ -7,7 +7,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
-from . import hf_upernet
+from . import hf_mask2former, hf_upernet
 
 StateDict = Dict[str, Tensor]
 
@@ -32,6 +32,8 @@ class ModelLayout:
 # Each issue's layouts join here; detection takes the first that claims a file's keys.
 MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (
     ModelLayout('hf_upernet', hf_upernet.MODEL, hf_upernet.is_hf_upernet, hf_upernet.upernet_from_hf),
+    ModelLayout('hf_mask2former', hf_mask2former.MODEL, hf_mask2former.is_hf_mask2former,
+                hf_mask2former.mask2former_from_hf_mmdet),
 )
 
 

@@ -7,12 +7,16 @@ The structures map one to one: the same parameter count; the names read back to 
 but a tiny fraction of elements: the masked attention thresholds ``sigmoid < 0.5``, so a mask logit within rounding
 of 0 can flip one pixel of one query's attention mask (the test prints how often a mask pixel flips sign).
 """
+from pathlib import Path
+from typing import Dict, Tuple
+
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.runner import load_checkpoint
 from mmseg.structures import SegDataSample
 from test_hf_export import image, no_hub_kernels, off_init  # noqa: F401  (no_hub_kernels: autouse here too)
+from torch import nn
 
 from conftest import REPO, read_config
 from convnext_dense.checkpoint.hf_mask2former import EMPTY_WEIGHT, mask2former_from_hf
@@ -24,13 +28,24 @@ CONFIGS = {task: REPO / 'tests' / 'configs' / f'tiny_m2f_{task}.py' for task in 
 TOLERANCE, FRACTION = 1e-3, 1e-3  # of the largest logit; of the elements allowed beyond it
 
 
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory) -> Dict[str, Tuple[Path, nn.Module]]:
+    """Per task: our shrunk Mask2Former randomised, its checkpoint exported to ROOT/hf."""
+    out = {}
+    for task, path in CONFIGS.items():
+        ours = off_init(build_model(read_config(path)), seed=5)
+        root = tmp_path_factory.mktemp(f'm2f_{task}')
+        torch.save({'state_dict': ours.state_dict()}, root / 'ours.pth')
+        export_hf(str(path), str(root / 'ours.pth'), str(root / 'hf'))
+        out[task] = root, ours
+    return out
+
+
 @pytest.mark.parametrize('task', CONFIGS)
-def test_mask2former_export(task, tmp_path):
+def test_mask2former_export(exported, task):
+    root, ours = exported[task]
     cfg = read_config(CONFIGS[task])
-    ours = off_init(build_model(cfg), seed=5)
-    torch.save({'state_dict': ours.state_dict()}, tmp_path / 'ours.pth')
-    export_hf(str(CONFIGS[task]), str(tmp_path / 'ours.pth'), str(tmp_path / 'hf'))
-    hf_model, info = transformers.Mask2FormerForUniversalSegmentation.from_pretrained(tmp_path / 'hf',
+    hf_model, info = transformers.Mask2FormerForUniversalSegmentation.from_pretrained(root / 'hf',
                                                                                       output_loading_info=True)
     assert {k: v for k, v in info.items() if v} == {}, info
     head_name = mask2former_head(cfg)
@@ -58,14 +73,12 @@ def test_mask2former_export(task, tmp_path):
                                                     if name == 'mask' else ''))
 
 
-@pytest.mark.parametrize('task', ['ins', 'pan'])
-def test_hf_mask2former_loads_into_mmdet_config(task, tmp_path):
-    """transformers' Mask2Former of the config's structure, off its init, saved with save_pretrained, loads into
-    mmdet's model as the folder (strict); the last layer's logits equal."""
-    cfg = read_config(CONFIGS[task])
-    ours = build_model(cfg)
-    export_hf(str(CONFIGS[task]), None, str(tmp_path / 'structure'))  # transformers' config of this structure
-    hf_model = off_init(transformers.Mask2FormerForUniversalSegmentation.from_pretrained(tmp_path / 'structure'), 7)
+def test_hf_mask2former_loads_into_mmdet_config(exported, tmp_path):
+    """transformers' Mask2Former (the instance recipe's structure), off its init, saved with save_pretrained, loads
+    into mmdet's model as the folder (strict); the last layer's logits equal."""
+    ours = build_model(read_config(CONFIGS['ins']))
+    hf_model = off_init(transformers.Mask2FormerForUniversalSegmentation.from_pretrained(exported['ins'][0] / 'hf'),
+                        seed=7)
     hf_model.save_pretrained(tmp_path / 'hf')
     load_checkpoint(ours, str(tmp_path / 'hf'), map_location='cpu', strict=True, logger='silent')
     x = image(5, (64, 96))

@@ -72,7 +72,7 @@ SEG = [*MMENGINE, MMCV, 'mmsegmentation>=1.1.0,<1.3.0', 'ftfy', 'regex']
 # against 1.0.0, 1.33 and 2.4
 HF = ['huggingface_hub>=1.0,<3']
 # tools/export_hf.py and its tests. 5.x: transformers 4.x pins huggingface-hub<1.0, which HF above excludes. Tested
-# with 5.25.0 (the whole suite) and 5.0.0 (the export / import tests); safetensors is in CORE
+# with 5.25.0 and 5.0.0 (tests/test_hf_*.py; 5.0.0 itself needs huggingface_hub >= 1.3, < 2); safetensors is in CORE
 TRANSFORMERS = ['transformers>=5.0,<6', *HF]
 
 setup(

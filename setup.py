@@ -71,6 +71,9 @@ SEG = [*MMENGINE, MMCV, 'mmsegmentation>=1.1.0,<1.3.0', 'ftfy', 'regex']
 # hf:// checkpoint names. 0.x, 1.x and 2.x use different HTTP stacks (requests, httpx, httpx2): the tests ran
 # against 1.0.0, 1.33 and 2.4
 HF = ['huggingface_hub>=1.0,<3']
+# tools/export_hf.py and its tests. 5.x: transformers 4.x pins huggingface-hub<1.0, which HF above excludes. Tested
+# with 5.25.0 and 5.0.0 (tests/test_hf_*.py; 5.0.0 itself needs huggingface_hub >= 1.3, < 2); safetensors is in CORE
+TRANSFORMERS = ['transformers>=5.0,<6', *HF]
 
 setup(
     name='convnext_dense',
@@ -88,11 +91,12 @@ setup(
         'det': DET,
         'seg': SEG,
         'hf': HF,
+        'transformers': TRANSFORMERS,
         'all': sorted(set(DET + SEG + HF)),
         'export': ['onnx', 'onnxscript', 'onnxruntime'],  # onnxscript: torch's torch.export-based ONNX exporter
         # ruff: the linter `make test` runs; mkdocs: the docs site `make test` builds (broken links fail it);
-        # huggingface_hub: the hf:// tests
-        'tests': ['pytest', 'ruff>=0.4', 'mkdocs>=1.6,<2', 'onnx', 'onnxscript', 'onnxruntime', *HF],
+        # huggingface_hub: the hf:// tests; transformers: the export / import tests (tests/test_hf_export.py)
+        'tests': ['pytest', 'ruff>=0.4', 'mkdocs>=1.6,<2', 'onnx', 'onnxscript', 'onnxruntime', *TRANSFORMERS],
         # the peers tools/benchmark.py compares with; installed by hand only, never by the set-up or `all`: timm
         # needs a torchvision built for the installed torch (see docs/benchmarks.md)
         'bench': ['timm', 'mmpretrain>=1.2.0'],

@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
+from . import hf_mask2former, hf_upernet
 from .detrex_dino import DETREX_DINO
 
 StateDict = Dict[str, Tensor]
@@ -30,7 +31,12 @@ class ModelLayout:
 
 
 # Each issue's layouts join here; detection takes the first that claims a file's keys.
-MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (ModelLayout(**DETREX_DINO),)
+MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (
+    ModelLayout('hf_upernet', hf_upernet.MODEL, hf_upernet.is_hf_upernet, hf_upernet.upernet_from_hf),
+    ModelLayout('hf_mask2former', hf_mask2former.MODEL, hf_mask2former.is_hf_mask2former,
+                hf_mask2former.mask2former_from_hf_mmdet),
+    ModelLayout(**DETREX_DINO),
+)
 
 
 def detect_model_layout(keys: Sequence[str]) -> Optional[ModelLayout]:

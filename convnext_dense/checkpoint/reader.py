@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 
 from ..utils.errors import CheckpointError, MissingFileError
+from . import hf_folder
 from .download import URL_SCHEMES, resolve
 from .hub import HF_SCHEME
 
@@ -92,7 +93,8 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     ``torch.load(weights_only=True)`` plus the allow-list of ``_safe_globals``.
 
     Args:
-        path: Local file path, an http(s) URL or an ``hf://ORG/REPO[/FILE]`` name: its copy in the download cache
+        path: Local file path, a folder written by transformers' ``save_pretrained`` (``hf_folder``), an http(s)
+            URL or an ``hf://ORG/REPO[/FILE]`` name: its copy in the download cache
             (``download.resolve``).
         map_location: Passed to ``torch.load``. Default: 'cpu'.
 
@@ -113,9 +115,12 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
                               f'path or a name starting with {", ".join(URL_SCHEMES)} or {HF_SCHEME}')
     if not os.path.exists(path):
         raise MissingFileError(f'checkpoint file {path!r} does not exist')
+    if os.path.isdir(path) and hf_folder.holds_weights(path):
+        return hf_folder.read_folder(path)
     if not os.path.isfile(path):
         kind = 'a directory' if os.path.isdir(path) else 'not a regular file'
-        raise CheckpointError(f'checkpoint {path!r} is {kind}; pass a checkpoint file')
+        raise CheckpointError(f'checkpoint {path!r} is {kind}; pass a checkpoint file, or a folder holding '
+                              f'{hf_folder.WEIGHTS} or {hf_folder.INDEX} (transformers\' save_pretrained)')
     if path.endswith('.safetensors'):
         try:
             return load_safetensors(path, device='cpu')

@@ -149,7 +149,7 @@ def build_inferencer(config: str, checkpoint: str, device: str = 'cpu') -> BaseI
         ValueError: an unknown device, a checkpoint that does not fit, class names that do not match the model.
     """
     cfg = load_config(config)
-    if not osp.isfile(checkpoint):
+    if '://' not in checkpoint and not osp.exists(checkpoint):  # a folder: transformers' save_pretrained
         raise MissingFileError(f'checkpoint {checkpoint} does not exist')
     check_device(device)
     if cfg.default_scope == 'mmdet':

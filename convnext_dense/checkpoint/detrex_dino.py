@@ -72,9 +72,5 @@ def detrex_dino_to_mmdet(state: StateDict) -> StateDict:
     return {mmdet_name(key): tensor for key, tensor in state.items() if not SHARED.match(key)}
 
 
-# The fields of its ``model_layouts.ModelLayout`` record (built there: this module is below it, no import cycle)
-DETREX_DINO = dict(
-    name='detrex DINO',
-    model='a detrex DINO detector (configs/coco/dino_convnext_*_384_4scale_12ep.py)',
-    detect=is_detrex_dino,
-    convert=detrex_dino_to_mmdet)
+# What its ``model_layouts.ModelLayout`` record says the file holds
+MODEL = 'a detrex DINO detector (configs/coco/dino_convnext_*_384_4scale_12ep.py)'

@@ -7,8 +7,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
-from . import hf_mask2former, hf_upernet
-from .detrex_dino import DETREX_DINO
+from . import detrex_dino, hf_mask2former, hf_upernet
 
 StateDict = Dict[str, Tensor]
 
@@ -30,12 +29,13 @@ class ModelLayout:
     convert: Callable[[StateDict], StateDict]
 
 
-# Each issue's layouts join here; detection takes the first that claims a file's keys.
+# transformers' UperNet and Mask2Former (HF save_pretrained files), detrex's DINO (its published DINO-ConvNeXt
+# files); detection takes the first that claims a file's keys.
 MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (
     ModelLayout('hf_upernet', hf_upernet.MODEL, hf_upernet.is_hf_upernet, hf_upernet.upernet_from_hf),
     ModelLayout('hf_mask2former', hf_mask2former.MODEL, hf_mask2former.is_hf_mask2former,
                 hf_mask2former.mask2former_from_hf_mmdet),
-    ModelLayout(**DETREX_DINO),
+    ModelLayout('detrex DINO', detrex_dino.MODEL, detrex_dino.is_detrex_dino, detrex_dino.detrex_dino_to_mmdet),
 )
 
 

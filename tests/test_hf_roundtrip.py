@@ -18,7 +18,7 @@ from PIL import Image
 from test_hf_export import no_hub_kernels  # noqa: F401  (the module-scoped fixture, autouse here too)
 from test_stock_tools import PHOTO, SEG, stock_tool
 
-from conftest import run_tool
+from conftest import output, run_tool, tool
 from convnext_dense.synthetic.ade import write_ade_demo
 from convnext_dense.tools.export_hf import export_hf
 from convnext_dense.tools.infer import build_inferencer
@@ -40,6 +40,9 @@ def trained(tmp_path_factory) -> Path:
 
 def test_pipeline_gives_infer_labels(trained, tmp_path):
     export_hf(str(SEG), str(trained), str(tmp_path / 'hf'))
+    # our tools/test.py takes the exported folder as its checkpoint (run beside the in-process checks)
+    tested = tool('tools/test.py', str(SEG), str(tmp_path / 'hf'), '--work-dir', str(tmp_path / 'test'),
+                  env=dict(os.environ, ADE_DEMO_ROOT=str(trained.parent.parent / 'ade')))
     segmenter = transformers.pipeline('image-segmentation', model=str(tmp_path / 'hf'))
     segments = segmenter(Image.open(PHOTO))
     label_ids = {name: i for i, name in segmenter.model.config.id2label.items()}
@@ -64,5 +67,6 @@ def test_pipeline_gives_infer_labels(trained, tmp_path):
     # the exported folder is a checkpoint of the config too: the inferencer reads it, same logits
     back = build_inferencer(str(SEG), str(tmp_path / 'hf'))(str(PHOTO), return_datasamples=True).seg_logits.data
     assert np.abs(back.numpy() - logits).max() <= 1e-4 * np.abs(logits).max()
+    assert tested.wait(timeout=600) == 0 and 'mIoU' in output(tested), output(tested)[-3000:]
     print(f'labels equal on {(ours == theirs).mean():.4%} of pixels, on all of the {decided.mean():.2%} with a '
           'margin')

@@ -53,8 +53,9 @@ def without_data(tmp_path_factory) -> Dict[str, str]:
     """The output of each entry point run with its data root missing, started together."""
     root = tmp_path_factory.mktemp('nodata')
     missing = {var: f'{root}/nowhere/' for var in ('COCO_DEMO_ROOT', 'ADE_DEMO_ROOT')}
+    # our tools print a user's mistake as one line; the traceback shows where the check ran
     started = {name: tool(*map(str, args), '--work-dir', str(root / re.sub(r'\W+', '_', name)),
-                          env=dist_env(dict(os.environ, **missing)))
+                          env=dist_env(dict(os.environ, CONVNEXT_DENSE_TRACEBACK='1', **missing)))
                for name, (args, _, _) in ENTRY_POINTS.items()}
     return {name: finish(proc, ok=False) for name, proc in started.items()}
 

@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     checkpoint = resolve(args.checkpoint)  # a URL: its cached copy, downloaded first if missing
-    if not osp.isfile(checkpoint):
+    if not osp.exists(checkpoint):  # a folder is transformers' save_pretrained: the loader reads it
         raise MissingFileError(f'checkpoint {checkpoint} does not exist')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = checkpoint

@@ -283,6 +283,17 @@ def test_v2_config_matches_the_published_recipe(name):
     assert (wrapper.paramwise_cfg.decay_rate, wrapper.paramwise_cfg.decay_type) == (decay_rate, 'layer_wise')
 
 
+def pop_checked_loops_and_checkpoint_hook(ours: dict, theirs: dict) -> None:
+    """Pop, from a config of ours and the stock recipe it follows (as dicts), what reliability_hooks.py replaces: our
+    checked loops where the stock ones stand, our atomic checkpoint hook; assert each is the one the names say."""
+    assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']
+    theirs['default_hooks']['checkpoint'].pop('type')
+    ours.pop('iter_train_loop')  # reliability_hooks.py's name for iteration-based schedules: unused here
+    for key, loop, stock in (('train_cfg', 'epoch_train_loop', 'EpochBasedTrainLoop'),
+                             ('val_cfg', 'val_loop', 'ValLoop'), ('test_cfg', 'test_loop', 'TestLoop')):
+        assert (ours[key].pop('type'), theirs[key].pop('type')) == (ours.pop(loop), stock)  # mmengine's, checked
+
+
 def unscoped(value):
     """``value`` without the ``_scope_`` keys mmengine adds to dicts inherited through ``mmdet::``."""
     if isinstance(value, dict):
@@ -309,12 +320,7 @@ def test_rtmdet_config_is_mmdets_with_our_backbone():
     assert ours['optim_wrapper'].pop('constructor') == 'convnext_dense.ConvNeXtLayerDecayOptimizerConstructor'
     assert theirs['optim_wrapper'].pop('constructor') == 'LearningRateDecayOptimizerConstructor'
     assert ours.pop('custom_hooks') == theirs.pop('custom_hooks') + ours.pop('reliability_hooks')
-    assert ours['default_hooks']['checkpoint'].pop('type') == ours.pop('checkpoint_hook')['type']
-    theirs['default_hooks']['checkpoint'].pop('type')
-    ours.pop('iter_train_loop')  # reliability_hooks.py's name for iteration-based schedules: unused here
-    for key, loop, stock in (('train_cfg', 'epoch_train_loop', 'EpochBasedTrainLoop'),
-                             ('val_cfg', 'val_loop', 'ValLoop'), ('test_cfg', 'test_loop', 'TestLoop')):
-        assert (ours[key].pop('type'), theirs[key].pop('type')) == (ours.pop(loop), stock)  # mmengine's, checked
+    pop_checked_loops_and_checkpoint_hook(ours, theirs)
     assert (ours.pop('auto_scale_lr'), theirs.pop('auto_scale_lr')) == (
         dict(enable=False, base_batch_size=128), dict(enable=False, base_batch_size=16))
     assert os.path.basename(ours.pop('checkpoint_file')) == os.path.basename(theirs.pop('checkpoint_file'))

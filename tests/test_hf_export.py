@@ -97,17 +97,22 @@ def saved(tmp_path_factory) -> Dict[str, Tuple[Path, nn.Module]]:
     return out
 
 
+def export_randomised(configs: Dict[str, Path], tmp_path_factory, seed: int) -> Dict[str, Tuple[Path, nn.Module]]:
+    """Per config: its model randomised (``off_init``), saved as ROOT/ours.pth and exported to ROOT/hf."""
+    out = {}
+    for name, path in configs.items():
+        model = off_init(build_model(read_config(path)), seed=seed)
+        root = tmp_path_factory.mktemp(f'ours_{name}')
+        torch.save({'state_dict': model.state_dict()}, root / 'ours.pth')
+        export_hf(str(path), str(root / 'ours.pth'), str(root / 'hf'))
+        out[name] = root, model
+    return out
+
+
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory) -> Dict[str, Tuple[Path, nn.Module]]:
     """Per version: our tiny UperNet randomised (parameters and BN statistics), its checkpoint exported."""
-    out = {}
-    for version, path in CONFIGS.items():
-        model = off_init(build_model(read_config(path)), seed=3)
-        root = tmp_path_factory.mktemp(f'ours_{version}')
-        torch.save({'state_dict': model.state_dict()}, root / 'ours.pth')
-        export_hf(str(path), str(root / 'ours.pth'), str(root / 'hf'))
-        out[version] = root, model
-    return out
+    return export_randomised(CONFIGS, tmp_path_factory, seed=3)
 
 
 @pytest.mark.parametrize('version', CONFIGS)

@@ -15,13 +15,13 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.runner import load_checkpoint
 from mmseg.structures import SegDataSample
-from test_hf_export import image, no_hub_kernels, off_init  # noqa: F401  (no_hub_kernels: autouse here too)
+from test_hf_export import export_randomised, image, no_hub_kernels, off_init  # noqa: F401  (no_hub_kernels: autouse here too)
 from torch import nn
 
 from conftest import REPO, read_config
 from convnext_dense.checkpoint.hf_mask2former import EMPTY_WEIGHT, mask2former_from_hf
 from convnext_dense.tools.cli import build_model
-from convnext_dense.tools.export_hf import export_hf, mask2former_head
+from convnext_dense.tools.export_hf import mask2former_head
 
 transformers = pytest.importorskip('transformers')
 CONFIGS = {task: REPO / 'tests' / 'configs' / f'tiny_m2f_{task}.py' for task in ('seg', 'ins', 'pan')}
@@ -31,14 +31,7 @@ TOLERANCE, FRACTION = 1e-3, 1e-3  # of the largest logit; of the elements allowe
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory) -> Dict[str, Tuple[Path, nn.Module]]:
     """Per task: our shrunk Mask2Former randomised, its checkpoint exported to ROOT/hf."""
-    out = {}
-    for task, path in CONFIGS.items():
-        ours = off_init(build_model(read_config(path)), seed=5)
-        root = tmp_path_factory.mktemp(f'm2f_{task}')
-        torch.save({'state_dict': ours.state_dict()}, root / 'ours.pth')
-        export_hf(str(path), str(root / 'ours.pth'), str(root / 'hf'))
-        out[task] = root, ours
-    return out
+    return export_randomised(CONFIGS, tmp_path_factory, seed=5)
 
 
 @pytest.mark.parametrize('task', CONFIGS)

@@ -59,8 +59,10 @@ def test_a_deeper_backbone_of_the_same_channels_is_refused_naming_both_archs(fil
     with pytest.raises(CheckpointError) as error:
         check_checkpoint_fits(model, read_checkpoint(files['deeper']), str(files['deeper']))
     assert re.fullmatch(rf"checkpoint {files['deeper']}: its backbone is {DEEPER}, the model's {SEG_ARCH}: the "
-                        r'blocks the model lacks would be ignored; set model\.backbone\.arch to match the file',
+                        r"file's blocks the model lacks would be ignored; set model\.backbone\.arch to match the file",
                         str(error.value)), error.value
+    with pytest.raises(CheckpointError, match=r"the model's blocks the file lacks would keep their initial weights"):
+        check_checkpoint_fits(seg_model(dict(TINY)), {'state_dict': model.state_dict()}, 'shallower.pth')
 
 
 def test_a_classification_file_is_unwrapped_and_its_arch_named(model):

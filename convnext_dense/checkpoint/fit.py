@@ -79,6 +79,8 @@ def _check_backbone(backbone: nn.Module, file_backbone: Dict[str, Tensor], sourc
         return
     stages = min(len(arch['depths']), len(backbone.arch_depths))
     if tuple(arch['depths'][:stages]) != tuple(backbone.arch_depths[:stages]):  # same channels, other depths
+        deeper = sum(arch['depths'][:stages]) > sum(backbone.arch_depths[:stages])
+        lost = ("the file's blocks the model lacks would be ignored" if deeper
+                else "the model's blocks the file lacks would keep their initial weights")
         raise CheckpointError(f'checkpoint {source}: its backbone is {likely_arch(file_backbone)}, the model\'s '
-                              f'{ours}: the blocks the model lacks would be ignored; set model.backbone.arch to '
-                              'match the file')
+                              f'{ours}: {lost}; set model.backbone.arch to match the file')

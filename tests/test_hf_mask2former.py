@@ -22,6 +22,7 @@ from conftest import REPO, read_config
 from convnext_dense.checkpoint.hf_mask2former import EMPTY_WEIGHT, mask2former_from_hf
 from convnext_dense.tools.cli import build_model
 from convnext_dense.tools.export_hf import mask2former_head
+from convnext_dense.tools.infer import build_inferencer
 
 transformers = pytest.importorskip('transformers')
 CONFIGS = {task: REPO / 'tests' / 'configs' / f'tiny_m2f_{task}.py' for task in ('seg', 'ins', 'pan')}
@@ -81,3 +82,16 @@ def test_hf_mask2former_loads_into_mmdet_config(exported, tmp_path):
         theirs = hf_model(pixel_values=x)
     for mine, hf in ((cls_scores[-1], theirs.class_queries_logits), (mask_preds[-1], theirs.masks_queries_logits)):
         assert ((mine - hf).abs() > TOLERANCE * hf.abs().max()).float().mean().item() <= FRACTION
+
+
+def test_hf_mask2former_loads_into_mmsegs_semantic_recipe(exported, tmp_path):
+    """transformers' Mask2Former files read as mmdet's model (``panoptic_head``); our inferencer (tools/infer.py), as
+    the runner's CheckpointFitHook, names the head as mmseg's semantic model does (``decode_head``): every tensor
+    lands."""
+    hf_model = off_init(transformers.Mask2FormerForUniversalSegmentation.from_pretrained(exported['seg'][0] / 'hf'),
+                        seed=9)
+    hf_model.save_pretrained(tmp_path / 'hf')
+    model = build_inferencer(str(CONFIGS['seg']), str(tmp_path / 'hf')).model
+    expected = mask2former_from_hf(hf_model.state_dict(), 'decode_head.')
+    assert model.state_dict().keys() == expected.keys()
+    assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())

@@ -12,6 +12,20 @@ from ..utils.errors import CheckpointError
 from .checks import check_tensor_fits
 from .layouts import WHOLE_MODEL_PREFIX, WRAPPER_PREFIX
 from .loading import MappedCheckpoint, map_state_dict, state_dict_tensors
+from .model_layouts import name_head_as_model
+
+
+def name_heads_as_model(model: nn.Module, checkpoint: dict, source: str) -> None:
+    """Rename, in ``checkpoint``, a Mask2Former head saved under the other toolkit's name (mmdet's ``panoptic_head``,
+    mmseg's ``decode_head``; a transformers Mask2Former reads as mmdet's) to the name ``model`` uses."""
+    _, container = state_dict_tensors(checkpoint, source)
+    renamed = name_head_as_model(checkpoint[container] if container else checkpoint, model.state_dict().keys())
+    if renamed is not None:
+        if container:
+            checkpoint[container] = renamed
+        else:
+            checkpoint.clear()
+            checkpoint.update(renamed)
 
 
 def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> None:

@@ -3,7 +3,7 @@ backbone), renamed to the names of the mmdet / mmseg model our configs build. On
 backbone layouts of ``layouts.LAYOUTS``; the backbone inside is then renamed by those (``map_whole_model``).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, Optional, Sequence, Tuple
 
 from torch import Tensor
 
@@ -42,3 +42,22 @@ MODEL_LAYOUTS: Tuple[ModelLayout, ...] = (
 def detect_model_layout(keys: Sequence[str]) -> Optional[ModelLayout]:
     """The whole-model layout of ``keys``, or None (a file of our own models, or a backbone file)."""
     return next((layout for layout in MODEL_LAYOUTS if layout.detect(keys)), None)
+
+
+# mmseg's Mask2FormerHead is mmdet's (a subclass: the same parameters): mmdet's Mask2Former keeps it as
+# `panoptic_head`, mmseg's semantic one as `decode_head`. transformers' Mask2Former files convert to mmdet's names.
+SAME_HEAD = ('panoptic_head.', 'decode_head.')
+
+
+def name_head_as_model(state: StateDict, model_keys: Collection[str]) -> Optional[StateDict]:
+    """``state`` with its Mask2Former head under the name ``model_keys`` use, or None if nothing is renamed.
+
+    A head is renamed only when the model has no key under the file's name and every renamed key is the model's.
+    """
+    for theirs, ours in (SAME_HEAD, SAME_HEAD[::-1]):
+        head = [k for k in state if k.startswith(theirs)]
+        if not head or any(k.startswith(theirs) for k in model_keys):
+            continue
+        if all(ours + k[len(theirs):] in model_keys for k in head):
+            return {ours + k[len(theirs):] if k.startswith(theirs) else k: v for k, v in state.items()}
+    return None

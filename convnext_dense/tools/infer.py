@@ -41,7 +41,7 @@ from mmengine.registry import DATASETS
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from ..checkpoint.fit import check_checkpoint_fits
+from ..checkpoint.fit import check_checkpoint_fits, name_heads_as_model
 from ..utils.atomic import PARTIAL_SUFFIX, commit, write_atomic
 from ..utils.errors import ConfigError, MissingFileError
 from .cli import load_config, toolkit_scope
@@ -112,6 +112,7 @@ class FittingWeights:
 
     def _load_weights_to_model(self, model: nn.Module, checkpoint: Optional[dict], cfg) -> None:
         if checkpoint is not None:
+            name_heads_as_model(model, checkpoint, self.weights_path)
             check_checkpoint_fits(model, checkpoint, self.weights_path)
         meta = (checkpoint or {}).get('meta', {})
         with warnings.catch_warnings():  # their fallbacks to COCO / Cityscapes names, replaced below

@@ -3,7 +3,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import find_latest_checkpoint
 
-from ...checkpoint.fit import check_checkpoint_fits
+from ...checkpoint.fit import check_checkpoint_fits, name_heads_as_model
 from ..strategies.fsdp import is_fsdp, unsharded
 
 
@@ -13,7 +13,9 @@ class CheckpointFitHook(Hook):
     mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) non-strictly: a file of another model loads
     nothing and only logs warnings, and a backbone of another arch is skipped tensor by tensor. This raises a
     ``ValueError`` naming the file when no tensor fits, or when a ConvNeXt backbone tensor has another shape (the
-    file's likely arch is named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings.
+    file's likely arch is named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings. A
+    Mask2Former head saved under the other toolkit's name (a transformers file loaded into mmseg's semantic recipe)
+    is first renamed to the model's (``name_heads_as_model``).
     """
 
     priority = 'VERY_HIGH'
@@ -23,4 +25,6 @@ class CheckpointFitHook(Hook):
         wrapped = is_model_wrapper(runner.model) or isinstance(runner.model, BaseTTAModel)
         model = unsharded(runner) if is_fsdp(runner.model) else runner.model.module if wrapped else runner.model
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
-        check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir))
+        source = runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
+        name_heads_as_model(model, checkpoint, source)  # mmengine loads the checkpoint after this hook
+        check_checkpoint_fits(model, checkpoint, source)

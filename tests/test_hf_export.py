@@ -190,7 +190,12 @@ def override(tmp_path: Path, base: Path, text: str) -> str:
     (REPO / 'tests' / 'configs' / 'tiny_det.py', '', 'model is CascadeRCNN + CascadeRoIHead'),
     (REPO / 'tests' / 'configs' / 'tiny_rtmdet.py', '', 'model is RTMDet'),
     (REPO / 'tests' / 'configs' / 'tiny_roadmap_seg.py', '', 'model is convnext_dense.FollowBackbone'),
-], ids=['eps', 'cut', 'aux_in_index', 'head_norm', 'cascade', 'rtmdet', 'roadmap'])
+    (CONFIGS['v2'], 'model = dict(backbone=dict(layer_scale_init_value=1e-6))', 'GRN and layer scale'),
+    (REPO / 'tests' / 'configs' / 'tiny_m2f_seg.py',
+     'model = dict(decode_head=dict(pixel_decoder=dict(encoder=dict(layer_cfg=dict(\n'
+     '    self_attn_cfg=dict(num_points=8))))))',
+     'pixel decoder num_points is 8'),
+], ids=['eps', 'cut', 'aux_in_index', 'head_norm', 'cascade', 'rtmdet', 'roadmap', 'grn_layer_scale', 'm2f_points'])
 def test_refusals(tmp_path, config, text, message):
     """What transformers cannot express is refused in one line naming the field; other models point to ONNX."""
     with pytest.raises(ConfigError) as error:

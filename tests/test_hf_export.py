@@ -9,6 +9,9 @@ randomised, exported, read back with ``from_pretrained(output_loading_info=True)
 mismatched. No network: ``USE_HUB_KERNELS=0`` (transformers 5 asks the Hub for kernels in ``from_pretrained``).
 """
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -204,3 +207,12 @@ def test_refusals(tmp_path, config, text, message):
     if 'model is' in message:
         assert 'tools/export_onnx.py' in str(error.value)
     assert not (tmp_path / 'out').exists()
+
+
+def test_export_tool_refuses_in_one_line(tmp_path):
+    """tools/export_hf.py: a model transformers has no class for ends in one line, exit code 2, no traceback."""
+    out = subprocess.run([sys.executable, 'tools/export_hf.py', str(REPO / 'tests' / 'configs' / 'tiny_det.py'),
+                          'any.pth', str(tmp_path / 'out')], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr[-3000:]
+    assert re.fullmatch(r'convnext_dense\.utils\.errors\.ConfigError: .*model is CascadeRCNN \+ CascadeRoIHead; .*'
+                        r'tools/export_onnx\.py.*', out.stderr.strip().splitlines()[-1]), out.stderr[-3000:]

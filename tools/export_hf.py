@@ -14,6 +14,7 @@ resize images as the config's test pipeline does. Needs pip install "convnext_de
 import argparse
 
 from convnext_dense.tools.export_hf import export_hf
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

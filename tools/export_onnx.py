@@ -24,6 +24,7 @@ from convnext_dense.tools.export_onnx import (
     export_onnx,
     verify_onnx,
 )
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

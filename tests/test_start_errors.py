@@ -77,6 +77,11 @@ def test_a_classification_file_is_unwrapped_and_its_arch_named(model):
                         r"alone \(official layout, prefix '', no neck or heads\): load it as the backbone's init_cfg "
                         r'checkpoint, or convert it with tools/convert_checkpoint\.py --whole-model \(its keys start '
                         r".*\); it is a checkpoint of another model", str(error.value)), error.value
+    # mmengine loads only a 'state_dict' container (else the dict itself): a fitting model under 'model' loads nothing
+    with pytest.raises(CheckpointError, match=r"none of its \d+ tensors fits the EncoderDecoder .*; its tensors sit "
+                       r"under 'model', which mmengine does not read .*: save them as \{'state_dict': "
+                       r"checkpoint\['model'\]\}$"):
+        check_checkpoint_fits(model, {'model': model.state_dict()}, 'under_model.pth')
 
 
 def test_a_converted_whole_model_of_other_channels_names_its_arch(tmp_path, model):

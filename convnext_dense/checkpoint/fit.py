@@ -15,17 +15,20 @@ from .loading import MappedCheckpoint, map_state_dict, state_dict_tensors
 from .model_layouts import name_head_as_model
 
 
-def name_heads_as_model(model: nn.Module, checkpoint: dict, source: str) -> None:
+def loaded_state(checkpoint: dict) -> dict:
+    """The dict mmengine loads into the model (``_load_checkpoint_to_model``): the ``state_dict`` container, else the
+    checkpoint itself. mmengine reads no other container (an official file's ``model`` loads nothing)."""
+    return checkpoint['state_dict'] if 'state_dict' in checkpoint else checkpoint
+
+
+def name_heads_as_model(model: nn.Module, checkpoint: dict) -> None:
     """Rename, in ``checkpoint``, a Mask2Former head saved under the other toolkit's name (mmdet's ``panoptic_head``,
     mmseg's ``decode_head``; a transformers Mask2Former reads as mmdet's) to the name ``model`` uses."""
-    _, container = state_dict_tensors(checkpoint, source)
-    renamed = name_head_as_model(checkpoint[container] if container else checkpoint, model.state_dict().keys())
+    loaded = loaded_state(checkpoint)
+    renamed = name_head_as_model(loaded, model.state_dict().keys())
     if renamed is not None:
-        if container:
-            checkpoint[container] = renamed
-        else:
-            checkpoint.clear()
-            checkpoint.update(renamed)
+        loaded.clear()
+        loaded.update(renamed)
 
 
 def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> None:
@@ -37,20 +40,23 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: dict, source: str) -> No
         checkpoint: The checkpoint as read: a dict holding the state dict (``CONTAINERS``) or the state dict itself.
         source: The file's name, for the message.
     """
-    tensors, _ = state_dict_tensors(checkpoint, source)
-    state = {WRAPPER_PREFIX.sub('', key): value for key, value in tensors.items()}  # as mmengine's revise_keys
+    tensors, container = state_dict_tensors(checkpoint, source)  # the file's, in any container: for the messages
+    state = {key: value for key, value in loaded_state(checkpoint).items() if isinstance(value, Tensor)}  # loaded
     own = model.state_dict()
     backbone = getattr(model, 'backbone', None)
     is_convnext = hasattr(backbone, 'arch_depths') and hasattr(backbone, 'arch_channels')  # and ConvNeXtRoadmap
     ours = (f'ConvNeXt {describe_arch(backbone.arch_depths, backbone.arch_channels)}' if is_convnext
             else type(backbone).__name__ if backbone is not None else 'no backbone')
     mapped = _file_backbone(checkpoint, source)
-    if not any(key in own and own[key].shape == value.shape for key, value in state.items()):
+    if not _fitting(state, own):
         whole = mapped is not None and mapped.prefix == WHOLE_MODEL_PREFIX and is_convnext
         fix = 'set model.backbone.arch to match the file' if whole else 'it is a checkpoint of another model'
-        raise CheckpointError(f'checkpoint {source}: none of its {len(state)} tensors fits the '
+        if container not in (None, 'state_dict') and _fitting(tensors, own):
+            fix = (f"its tensors sit under {container!r}, which mmengine does not read (only 'state_dict', or a bare "
+                   f"state dict): save them as {{'state_dict': checkpoint[{container!r}]}}")
+        raise CheckpointError(f'checkpoint {source}: none of its {len(tensors)} tensors fits the '
                               f'{type(model).__name__} of this config (backbone {ours}); the file holds '
-                              f'{_describe_file(mapped)} (its keys start {_first(state)}, the model\'s '
+                              f'{_describe_file(mapped)} (its keys start {_first(tensors)}, the model\'s '
                               f'{_first(own)}); {fix}')
     if is_convnext and mapped is not None and mapped.prefix == WHOLE_MODEL_PREFIX:
         _check_backbone(backbone, mapped.state_dict, source, ours)
@@ -74,6 +80,15 @@ def _describe_file(mapped: Optional[MappedCheckpoint]) -> str:
     return (f'a {arch} backbone alone ({mapped.layout.name} layout, prefix {mapped.prefix!r}, no neck or heads): '
             "load it as the backbone's init_cfg checkpoint, or convert it with tools/convert_checkpoint.py "
             '--whole-model')
+
+
+def _fitting(state: Dict[str, Tensor], own: Dict[str, Tensor]) -> bool:
+    """Some tensor of ``state``, wrappers stripped (as mmengine's ``revise_keys``), has a name and shape of ``own``."""
+    for key, value in state.items():
+        mine = own.get(WRAPPER_PREFIX.sub('', key))
+        if mine is not None and mine.shape == value.shape:
+            return True
+    return False
 
 
 def _first(keys: Sequence[str], count: int = 3) -> str:

@@ -112,7 +112,7 @@ class FittingWeights:
 
     def _load_weights_to_model(self, model: nn.Module, checkpoint: Optional[dict], cfg) -> None:
         if checkpoint is not None:
-            name_heads_as_model(model, checkpoint, self.weights_path)
+            name_heads_as_model(model, checkpoint)
             check_checkpoint_fits(model, checkpoint, self.weights_path)
         meta = (checkpoint or {}).get('meta', {})
         with warnings.catch_warnings():  # their fallbacks to COCO / Cityscapes names, replaced below

@@ -12,8 +12,9 @@ class CheckpointFitHook(Hook):
 
     mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) non-strictly: a file of another model loads
     nothing and only logs warnings, and a backbone of another arch is skipped tensor by tensor. This raises a
-    ``ValueError`` naming the file when no tensor fits, or when a ConvNeXt backbone tensor has another shape (the
-    file's likely arch is named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings. A
+    ``CheckpointError`` (a ``ValueError``) naming the file when no tensor mmengine would load fits, or when the file's
+    ConvNeXt backbone is of another arch (a tensor of another shape, or stages of other depths; both archs are
+    named). Heads that differ (fine-tuning to other classes) stay mmengine's warnings. A
     Mask2Former head saved under the other toolkit's name (a transformers file loaded into mmseg's semantic recipe)
     is first renamed to the model's (``name_heads_as_model``).
     """
@@ -26,5 +27,5 @@ class CheckpointFitHook(Hook):
         model = unsharded(runner) if is_fsdp(runner.model) else runner.model.module if wrapped else runner.model
         # the file being loaded: load_from (also --resume CKPT and the test checkpoint), else the auto-resumed one
         source = runner.cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
-        name_heads_as_model(model, checkpoint, source)  # mmengine loads the checkpoint after this hook
+        name_heads_as_model(model, checkpoint)  # mmengine loads the checkpoint after this hook
         check_checkpoint_fits(model, checkpoint, source)

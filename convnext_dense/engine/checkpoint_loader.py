@@ -8,7 +8,7 @@ whose ``load_state_dict_from_url`` unpickles with ``weights_only=False``. ``inst
 these schemes with ``load_from_local_safe`` (a URL is read from the download cache, ``download``);
 ``uninstall_safe_checkpoint_loader`` puts mmengine's own back.
 """
-from typing import Any, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_http, load_from_local
@@ -16,8 +16,9 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_from_http, load_fr
 from ..checkpoint.checks import check_keys
 from ..checkpoint.download import URL_SCHEMES
 from ..checkpoint.hub import HF_SCHEME
+from ..checkpoint.layouts import WRAPPER_PREFIX
 from ..checkpoint.loading import map_whole_model, read_convnext_checkpoint
-from ..checkpoint.model_layouts import detect_model_layout
+from ..checkpoint.model_layouts import ModelLayout, detect_model_layout
 from ..utils.errors import CheckpointError
 from ..utils.logging import print_log
 
@@ -35,19 +36,21 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
         raise CheckpointError(f'checkpoint {filename!r} holds a {type(checkpoint).__name__}, not a dict: not a state '
                               'dict or a checkpoint')
     holder = 'state_dict' if 'state_dict' in checkpoint else None  # where mmengine's runner looks
-    inner = checkpoint.get('model')
-    if holder is None and isinstance(inner, Mapping) and detect_model_layout(list(inner)) is not None:
-        # a whole model in detectron2's container (detrex's files): moved to where mmengine's runner looks
-        checkpoint = {'state_dict': inner, **{k: v for k, v in checkpoint.items() if k != 'model'}}
-        holder = 'state_dict'
+    found, inner = None, checkpoint.get('model')
+    if holder is None and isinstance(inner, Mapping):
+        found = _other_framework(inner)
+        if found:  # a whole model in detectron2's container (detrex's files): moved to where mmengine's runner looks
+            checkpoint = {'state_dict': inner, **{k: v for k, v in checkpoint.items() if k != 'model'}}
+            holder = 'state_dict'
     if holder and not isinstance(checkpoint[holder], Mapping):
         raise CheckpointError(f"checkpoint {filename!r}: its 'state_dict' is a "
                               f"{type(checkpoint[holder]).__name__}, not a dict of tensors")
     state_dict = checkpoint[holder] if holder else checkpoint
     check_keys(state_dict, filename)
-    model_layout = detect_model_layout(list(state_dict))
-    if model_layout is not None:  # a whole model of another framework: its names become the mmdet / mmseg model's
-        state_dict = model_layout.convert(dict(state_dict))
+    found = found or _other_framework(state_dict)
+    if found:  # a whole model of another framework: its names become the mmdet / mmseg model's
+        model_layout, unwrapped = found
+        state_dict = model_layout.convert(unwrapped)
         print_log(f'convnext_dense: {filename} is {model_layout.model} ({model_layout.name} layout); renamed its '
                   f'{len(state_dict)} tensors to the mmdet / mmseg names', logger='current')
         checkpoint = {**checkpoint, holder: state_dict} if holder else state_dict
@@ -58,6 +61,14 @@ def load_from_local_safe(filename: str, map_location: Union[str, torch.device, N
         print_log(f'convnext_dense: renamed the backbone.* keys of {filename} from the {layout.name} layout to '
                   'convnext_dense.ConvNeXt names', logger='current')
     return {**checkpoint, holder: state_dict} if holder else state_dict
+
+
+def _other_framework(state: Mapping) -> Optional[Tuple[ModelLayout, Dict[str, Any]]]:
+    """The whole-model layout of ``state`` (``MODEL_LAYOUTS``) and its entries with DDP / torch.compile wrappers
+    stripped, or None."""
+    unwrapped = {WRAPPER_PREFIX.sub('', key): value for key, value in state.items()}
+    layout = detect_model_layout(list(unwrapped))
+    return (layout, unwrapped) if layout else None
 
 
 def install_safe_checkpoint_loader() -> None:

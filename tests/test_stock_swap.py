@@ -133,3 +133,16 @@ def test_a_value_that_disagrees_is_one_line_naming_the_key_and_the_value_it_need
     assert follow_channels(heads, TINY['channels'], overwrite=True) == [
         'model.decode_head.in_channels=32', 'model.decode_head.c1_in_channels=8',
         'model.auxiliary_head.0.in_channels=24', 'model.auxiliary_head.1.in_channels=16']
+
+
+def test_a_list_of_necks_is_a_chain_only_its_first_reads_the_backbone():
+    """mmdet's Libra R-CNN: ``neck=[FPN, BFP]``; BFP reads FPN's 256 channels, never the backbone's."""
+    import mmdet
+    from mmengine.config import Config
+
+    from convnext_dense.models.follow import follow_channels
+    stock = Path(mmdet.__file__).parent / '.mim' / 'configs' / 'libra_rcnn' / 'libra-faster-rcnn_r50_fpn_1x_coco.py'
+    model = dict(neck=Config.fromfile(stock).model.neck)
+    assert follow_channels(model, TINY['channels'], overwrite=True) == [
+        f"model.neck.0.in_channels={list(TINY['channels'])}"]
+    assert model['neck'][1]['in_channels'] == 256

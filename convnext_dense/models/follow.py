@@ -30,6 +30,8 @@ READERS: Tuple[Tuple[str, str, str], ...] = (
     ('panoptic_head', 'in_channels', 'index'),  # Mask2Former / MaskFormer (mmdet)
 )
 
+CHAINED = ('neck',)  # a list of these is a chain: only its first reads the backbone
+
 
 def _channels_read(part: Dict[str, Any], field: str, reads: str, channels: Sequence[int]) -> Union[int, list]:
     """The value of ``part[field]`` for a part that reads ``channels`` as ``reads`` says."""
@@ -44,12 +46,14 @@ def _channels_read(part: Dict[str, Any], field: str, reads: str, channels: Seque
 
 
 def _parts(model: Dict[str, Any], name: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
-    """(config key, part) of ``model[name]``: one dict, or each dict of a list (mmseg's list of auxiliary heads)."""
+    """(config key, part) of ``model[name]`` that read the backbone: one dict; in a list, each head (mmseg's list of
+    auxiliary heads reads it in parallel) but only the first neck (mmdet's ``neck=[FPN, BFP]`` is a chain)."""
     value = model.get(name)
     if isinstance(value, dict):
         yield f'model.{name}', value
     elif isinstance(value, (list, tuple)):
-        yield from ((f'model.{name}.{i}', part) for i, part in enumerate(value) if isinstance(part, dict))
+        parts = [(f'model.{name}.{i}', part) for i, part in enumerate(value) if isinstance(part, dict)]
+        yield from parts[:1] if name in CHAINED else parts
 
 
 def follow_channels(model: Dict[str, Any], channels: Sequence[int], overwrite: bool = False,

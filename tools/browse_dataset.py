@@ -8,6 +8,7 @@ import argparse
 
 from convnext_dense.tools.browse_dataset import browse_dataset
 from convnext_dense.tools.cli import add_config_arguments, load_config
+from convnext_dense.utils.error_report import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 from torch import nn
 
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, ConfigTypeError
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 BLOCKS_PER_LAYER = 3  # layer-wise decay groups consecutive blocks of a stage in threes (official rule)
@@ -119,9 +119,9 @@ class LayerDecay:
     def __init__(self, model: nn.Module, decay_rate: float, decay_type: str = 'layer_wise',
                  num_layers: Optional[int] = None) -> None:
         if isinstance(decay_rate, bool) or not isinstance(decay_rate, numbers.Real):
-            raise TypeError(f'decay_rate={decay_rate!r} must be a number in (0, 1]')
+            raise ConfigTypeError(f'decay_rate={decay_rate!r} must be a number in (0, 1]')
         if not 0 < decay_rate <= 1:
-            raise ValueError(f'decay_rate={decay_rate} must be in (0, 1]; 1 is no decay')
+            raise ConfigError(f'decay_rate={decay_rate} must be in (0, 1]; 1 is no decay')
         self.decay_rate = float(decay_rate)
         self.decay_type = check_decay_type(decay_type)
         self.model = model
@@ -130,10 +130,10 @@ class LayerDecay:
         if num_layers is None:
             num_layers = needed
         if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral):
-            raise TypeError(f'num_layers={num_layers!r} must be an int >= {needed}, or None to derive it')
+            raise ConfigTypeError(f'num_layers={num_layers!r} must be an int >= {needed}, or None to derive it')
         if num_layers < needed:
             depths = getattr(self.backbone, 'arch_depths', None)
-            raise ValueError(f'num_layers={num_layers} is smaller than the {needed} layers of the '
+            raise ConfigError(f'num_layers={num_layers} is smaller than the {needed} layers of the '
                              f'{type(self.backbone).__name__} backbone' + (f' (depths {depths})' if depths else '') +
                              f': its lower layers would get lr scales above 1. Use num_layers >= {needed}, or leave '
                              'it out to derive it.')
@@ -184,9 +184,9 @@ def layer_decay_param_groups(model: nn.Module, lr: float, weight_decay: float, d
     """
     for arg, value in (('lr', lr), ('weight_decay', weight_decay)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f'{arg}={value!r} must be a number >= 0')
+            raise ConfigTypeError(f'{arg}={value!r} must be a number >= 0')
         if not value >= 0:
-            raise ValueError(f'{arg}={value} must be >= 0')
+            raise ConfigError(f'{arg}={value} must be >= 0')
     groups: Dict[Tuple[float, float], Dict[str, Any]] = {}
     for p in LayerDecay(model, decay_rate, decay_type, num_layers).parameters():
         options = (lr * p.lr_scale, 0.0 if p.no_weight_decay else weight_decay)

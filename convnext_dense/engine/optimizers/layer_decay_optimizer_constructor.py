@@ -19,6 +19,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
 from ...models.layer_decay import DecayedParameter, LayerDecay
+from ...utils.errors import ConfigError
 from ...utils.logging import print_log
 
 OUTSIDE_BACKBONE_RULES = ('convnext', 'mmengine')
@@ -47,7 +48,7 @@ class ConvNeXtLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                           self.paramwise_cfg.get('decay_type', 'layer_wise'), self.paramwise_cfg.get('num_layers'))
         outside = self.paramwise_cfg.get('outside_backbone', 'convnext')
         if outside not in OUTSIDE_BACKBONE_RULES:
-            raise ValueError(f'paramwise_cfg.outside_backbone={outside!r}; valid: {OUTSIDE_BACKBONE_RULES}')
+            raise ConfigError(f'paramwise_cfg.outside_backbone={outside!r}; valid: {OUTSIDE_BACKBONE_RULES}')
         stock = self._mmengine_options(module) if outside == 'mmengine' else {}
         custom_keys = self.paramwise_cfg.get('custom_keys', {})
         sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)  # mmengine's precedence: longest first

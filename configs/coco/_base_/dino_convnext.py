@@ -48,8 +48,9 @@ model = dict(
     positional_encoding=dict(temperature=10000, offset=-0.5))
 
 # detectron2's train loader drops images without (non-crowd) annotations (get_detection_dataset_dicts' filter_empty);
-# mmdet's DINO recipe keeps them (filter_empty_gt=False). Dropped here as in detrex; one difference remains: mmdet's
-# filter keeps an image whose only annotations are crowd boxes, which detectron2 drops.
+# mmdet's DINO recipe keeps them (filter_empty_gt=False). Dropped here as in detrex; two differences remain: mmdet's
+# filter keeps an image whose only annotations are crowd boxes, which detectron2 drops; and it drops images with a
+# side under 32 px (the inherited min_size=32), which detectron2 keeps.
 data_root = '{{$COCO_ROOT:data/coco/}}'
 train_dataloader = dict(dataset=dict(data_root=data_root, filter_cfg=dict(filter_empty_gt=True)))
 val_dataloader = dict(dataset=dict(data_root=data_root))

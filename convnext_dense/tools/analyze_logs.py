@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..utils.errors import ConfigError, MissingFileError
+from ..utils.errors import ConfigError, DataError, MissingFileError
 
 
 @dataclass
@@ -62,11 +62,11 @@ def load_scalars(path: Union[str, os.PathLike]) -> ScalarLog:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ConfigError(f'{path}:{number} is not a JSON line ({e}); expected mmengine\'s scalars.json') \
+                raise DataError(f'{path}:{number} is not a JSON line ({e}); expected mmengine\'s scalars.json') \
                     from e
             (log.train if 'iter' in record else log.val).append(record)
     if not log.train and not log.val:
-        raise ConfigError(f'{path} holds no records')
+        raise DataError(f'{path} holds no records')
     by_epoch = any('epoch' in r for r in log.train)
     for record in log.val:
         step = record['step']
@@ -147,7 +147,7 @@ def train_time(log: ScalarLog) -> TrainTime:
     """
     timed = [r for r in log.train if 'time' in r]
     if not timed:
-        raise ConfigError(f'{log.path} has no training records with "time"')
+        raise DataError(f'{log.path} has no training records with "time"')
     steady = timed[1:] or timed
     times = [r['time'] for r in steady]
     epochs: Dict[int, List[float]] = {}

@@ -43,7 +43,7 @@ from torch import nn
 
 from ..checkpoint.fit import check_checkpoint_fits, name_heads_as_model
 from ..utils.atomic import PARTIAL_SUFFIX, commit, write_atomic
-from ..utils.errors import ConfigError, MissingFileError
+from ..utils.errors import ConfigError, DataError, MissingFileError
 from .cli import load_config, toolkit_scope
 from .records import detection_record, has_segments, label_png, panoptic_segments
 
@@ -186,7 +186,7 @@ def _frames(source: Source) -> Iterator[Tuple[str, np.ndarray]]:
     if not source.video:
         image = mmcv.imread(source.path, flag='color')  # as the pipelines' LoadImageFromFile decodes
         if image is None:
-            raise ConfigError(f'{source.path}: not a readable image')
+            raise DataError(f'{source.path}: not a readable image')
         yield source.name, image
         return
     reader = mmcv.VideoReader(source.path)
@@ -202,9 +202,9 @@ def frame_count(source: Source) -> int:
     try:
         count = mmcv.VideoReader(source.path).frame_cnt
     except Exception as error:  # mmcv fails with assorted types on a file that is not a video
-        raise ConfigError(f'{source.path}: not a readable video ({error})') from None
+        raise DataError(f'{source.path}: not a readable video ({error})') from None
     if count <= 0:
-        raise ConfigError(f'{source.path}: not a readable video (no frames)')
+        raise DataError(f'{source.path}: not a readable video (no frames)')
     return count
 
 

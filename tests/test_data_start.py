@@ -18,7 +18,7 @@ import shutil
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Callable, Dict, Iterator
 
 import pytest
 from mmengine.config import Config
@@ -27,11 +27,12 @@ from test_own_data import DET_TEMPLATE, NAMES, TINY_DET, own_coco, user_config
 from test_stock_tools import stock_tool
 
 from conftest import finish, last_line, raised, tool
+from convnext_dense.datasets import coco_checks
 from convnext_dense.datasets.coco_checks import CROWD, DROPPED, POLYGONS, annotation_findings, annotation_warnings
-from convnext_dense.datasets.dataset_checks import build_checked_dataset, strict_annotations
+from convnext_dense.datasets.dataset_checks import build_checked_dataset, check_samples, strict_annotations
 from convnext_dense.synthetic import panoptic
 from convnext_dense.tools.browse_dataset import browse_dataset
-from convnext_dense.utils.errors import ConfigError
+from convnext_dense.utils.errors import ConfigError, DataError
 
 TRAIN, VAL = 'annotations/train.json', 'annotations/val.json'
 MISSING = ('wheel', 'grape', 'box')  # the issue's case: the missing name is not last, so 'box' would be named 'grape'
@@ -203,3 +204,94 @@ def test_strict_annotations_must_be_a_bool():
     with pytest.raises(ConfigError, match=r"^strict_annotations='yes'; valid: True .* or False \(a warning; the "
                                           r"default\)$"):
         strict_annotations(Config(dict(strict_annotations='yes')))
+
+
+WITH_MASKS = [dict(type='LoadAnnotations', with_bbox=True, with_mask=True)]
+
+
+def edited(data: Path, out: Path, edit: Callable[[dict], dict]) -> dict:
+    """The training file with ``edit`` applied to it, written to ``out``; the annotation ``edit`` returns."""
+    coco = read(data / TRAIN)
+    ann = edit(coco)
+    out.write_text(json.dumps(coco))
+    return ann
+
+
+def mmdet_reads(ann_file: Path, **cfg) -> None:
+    """mmdet's own dataset built on ``ann_file`` (test mode: no image is read), each sample through its pipeline."""
+    from mmdet.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset = DATASETS.build(dict(cfg, data_root=f'{ann_file.parent}/', ann_file=ann_file.name, test_mode=True))
+        for info in map(dataset.get_data_info, range(len(dataset))):
+            dataset.pipeline(dict(info, ori_shape=(info['height'], info['width'])))
+
+
+@pytest.mark.parametrize('key, classes, of', [('bbox', NAMES, NAMES[0]), ('area', NAMES, NAMES[0]),
+                                              ('bbox', NAMES[:2], NAMES[2])])
+def test_an_annotation_without_bbox_or_area_is_an_error_naming_it(data, tmp_path, key, classes, of):
+    """mmdet reads both of each annotation without a default, the box before its category filter: a class left out
+    (the third case) does not spare its annotations."""
+    def drop(coco: dict) -> dict:
+        label = next(c['id'] for c in coco['categories'] if c['name'] == of)
+        ann = next(a for a in coco['annotations'] if a['category_id'] == label)
+        del ann[key]
+        return ann
+    ann = edited(data, tmp_path / 'train.json', drop)
+    cfg = dict(type='CocoDataset', metainfo=dict(classes=classes), data_prefix=dict(img=''))
+    with pytest.raises(KeyError, match=key):
+        mmdet_reads(tmp_path / 'train.json', **cfg)
+    with pytest.raises(DataError, match=re.escape(
+            f"t.ann_file: {tmp_path}/train.json: annotation {ann['id']} (image {ann['image_id']}) has no '{key}'; "
+            "mmdet reads the 'bbox' ([x, y, width, height]) and 'area' (in pixels) of every annotation: add it")):
+        coco_checks.check_coco(str(tmp_path / 'train.json'), cfg, 't')
+
+
+@pytest.mark.parametrize('segmentation', [[], None, 'missing'])
+def test_a_kept_annotation_without_a_segmentation_is_an_error_where_masks_are_loaded(data, tmp_path, segmentation):
+    """mmdet's ``LoadAnnotations`` fails with ``KeyError: 'mask'`` at the first batch, strict or not; without masks
+    in the pipeline the file is fine."""
+    def clear(coco: dict) -> dict:
+        ann = coco['annotations'][-1]
+        ann.pop('segmentation') if segmentation == 'missing' else ann.update(segmentation=segmentation)
+        return ann
+    ann = edited(data, tmp_path / 'train.json', clear)
+    cfg = dict(type='CocoDataset', metainfo=dict(classes=NAMES), data_prefix=dict(img=''), pipeline=WITH_MASKS)
+    with pytest.raises(KeyError, match='mask'):
+        mmdet_reads(tmp_path / 'train.json', **cfg)
+    shown = "no 'segmentation'" if segmentation == 'missing' else f"'segmentation': {segmentation!r}"
+    with pytest.raises(DataError, match=re.escape(
+            f"t.ann_file: {tmp_path}/train.json: annotation {ann['id']} (image {ann['image_id']}) has {shown}, and "
+            'the pipeline loads masks (LoadAnnotations with_mask=True); valid: a list of polygons ([[x1, y1, x2, y2, '
+            "x3, y3, ...], ...]) or an RLE ({'size': [height, width], 'counts': ...}): add it, or remove the "
+            'annotation')):
+        coco_checks.check_coco(str(tmp_path / 'train.json'), cfg, 't')
+    boxes = dict(cfg, pipeline=[dict(type='LoadAnnotations', with_bbox=True)])
+    mmdet_reads(tmp_path / 'train.json', **boxes)
+    assert coco_checks.check_coco(str(tmp_path / 'train.json'), boxes, 't') == []
+
+
+def test_a_panoptic_file_with_a_category_the_classes_leave_out_is_an_error(tmp_path):
+    """mmdet's ``CocoPanopticDataset`` has no filter of categories: the stuff class left out fails its build."""
+    panoptic.write_coco_panoptic_demo(str(tmp_path), num_train=2, num_val=1, seed=0, size=32)
+    ann_file = tmp_path / 'annotations' / 'panoptic_train2017.json'
+    things = panoptic.CLASSES[:-1]
+    cfg = dict(type='CocoPanopticDataset', metainfo=dict(classes=things, thing_classes=things, stuff_classes=()),
+               data_prefix=dict(img='', seg=''), pipeline=[])
+    with pytest.raises(KeyError):
+        mmdet_reads(ann_file, **cfg)
+    with pytest.raises(ConfigError, match=re.escape(
+            f"t.metainfo.classes: 'background' is a category of the segments of the panoptic file {ann_file} but not "
+            'among the classes; a panoptic dataset must list every category of its file (things and stuff: mmdet has '
+            'no filter of categories for panoptic segments): add it')):
+        coco_checks.check_coco(str(ann_file), cfg, 't')
+    every = dict(cfg, metainfo=dict(classes=panoptic.CLASSES, thing_classes=things, stuff_classes=panoptic.STUFF))
+    mmdet_reads(ann_file, **every)
+    coco_checks.check_coco(str(ann_file), every, 't')  # a warning at most: some things are in no image here
+
+
+def test_a_dataset_left_empty_names_the_classes_not_what_mmdet_keeps():
+    """mmdet's ``filter_empty_gt`` keeps an image with any annotation of the classes (left-out and crowd ones too)."""
+    with pytest.raises(DataError, match=re.escape(
+            "t: no samples in 'a.json': it lists no images, or (training) none of its images has an annotation of "
+            'the classes (filter_cfg.filter_empty_gt leaves such images out)')):
+        check_samples([], dict(ann_file='a.json'), 't')

@@ -13,10 +13,16 @@ number >= 6 of coordinates, i.e. 3 points: ``LoadAnnotations._process_masks``). 
 in one line with the first ids; ``strict=True`` (the config's ``strict_annotations``) makes the left-out and the
 invalid-polygon ones an error. Crowd annotations are COCO's way of marking regions to ignore, so they are counted,
 never an error.
+
+What would fail in mmdet with a bare ``KeyError`` is an error here, naming the file and the annotation: an
+annotation without the ``bbox`` or ``area`` that ``parse_data_info`` reads; where the pipeline loads masks, a kept
+instance annotation without a segmentation (``LoadAnnotations._process_masks`` reads the ``mask`` that
+``parse_data_info`` sets from a non-empty one only); and in a panoptic file, a segment of a category that is no
+class (``CocoPanopticDataset`` has no filter of categories: its classes must list all of the file's).
 """
 import json
 from collections import Counter
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.registry import DATASETS
 
@@ -103,16 +109,48 @@ def check_class_order(categories: Sequence[Mapping], classes: Sequence[str], ann
                           f'numbers the labels in the file\'s order, so list the classes as {in_file!r}')
 
 
-def _left_out(ann: Mapping, image: Optional[Mapping]) -> bool:
-    """mmdet 3.3 leaves the annotation out (``CocoDataset.parse_data_info``; ``image`` None: a panoptic segment,
+def _read_by_mmdet(coco: Mapping) -> Iterator[Tuple[Mapping, Mapping, bool]]:
+    """(annotation, its image, whether it is a panoptic segment) of each annotation mmdet 3.3 reads: those of the
+    listed images (``CocoDataset.load_data_list``), less the instance annotations marked ``ignore``, which
+    ``CocoDataset.parse_data_info`` skips first (``CocoPanopticDataset.parse_data_info`` reads every segment)."""
+    images = {image['id']: image for image in coco.get('images', [])}
+    for record in coco.get('annotations', []):
+        image = images.get(record.get('image_id'))
+        if image is None:
+            continue
+        panoptic = 'segments_info' in record  # a panoptic record lists its image's segments
+        for ann in record['segments_info'] if panoptic else [record]:
+            if panoptic or not ann.get('ignore', False):
+                yield ann, image, panoptic
+
+
+def _clipped_empty(bbox: Sequence[float], image: Mapping) -> bool:
+    x, y, w, h = bbox
+    inter_w = max(0, min(x + w, image.get('width', 0)) - max(x, 0))
+    inter_h = max(0, min(y + h, image.get('height', 0)) - max(y, 0))
+    return inter_w * inter_h == 0
+
+
+def _left_out(ann: Mapping, image: Mapping, panoptic: bool) -> bool:
+    """mmdet 3.3 leaves the annotation out (``CocoDataset.parse_data_info``; a panoptic segment:
     ``CocoPanopticDataset.parse_data_info``, which does not clip)."""
-    x, y, w, h = ann['bbox']
-    if image is not None:
-        inter_w = max(0, min(x + w, image.get('width', 0)) - max(x, 0))
-        inter_h = max(0, min(y + h, image.get('height', 0)) - max(y, 0))
-        if inter_w * inter_h == 0:
-            return True
-    return ann.get('area', 0) <= 0 or w < 1 or h < 1
+    _, _, w, h = ann['bbox']
+    return (not panoptic and _clipped_empty(ann['bbox'], image)) or ann['area'] <= 0 or w < 1 or h < 1
+
+
+def check_annotation_keys(coco: Mapping, ann_file: str, name: str) -> None:
+    """Each annotation mmdet reads has the 'bbox' and 'area' it reads without a default (a ``KeyError`` while the
+    dataset is built): the box of every one, of any category, and the area of each whose box is not empty after
+    clipping to its image (a panoptic segment: both)."""
+    for ann, image, panoptic in _read_by_mmdet(coco):
+        needed = ('bbox',) if 'bbox' in ann and not panoptic and _clipped_empty(ann['bbox'], image) else \
+            ('bbox', 'area')
+        missing = [key for key in needed if key not in ann]
+        if missing:
+            what = 'segment' if panoptic else 'annotation'
+            raise DataError(f"{name}.ann_file: {ann_file}: {what} {ann.get('id')} (image {image['id']}) has no "
+                            f"{' and no '.join(map(repr, missing))}; mmdet reads the 'bbox' ([x, y, width, height]) "
+                            f"and 'area' (in pixels) of every {what}: add {'them' if len(missing) > 1 else 'it'}")
 
 
 def _no_valid_polygon(ann: Mapping) -> bool:
@@ -130,25 +168,54 @@ def loads_masks(cfg: Mapping) -> bool:
 
 def annotation_findings(coco: Mapping, classes: Sequence[str], masks: bool) -> Tuple[Dict[str, List[int]], Counter]:
     """The ids of the annotations of ``classes`` that mmdet leaves out or marks ignored, by reason (``DROPPED``,
-    ``CROWD``, ``POLYGONS``), and how many of each class it keeps (ignored ones included)."""
+    ``CROWD``, ``POLYGONS``), and how many of each class it keeps (ignored ones included); of a file that
+    ``check_annotation_keys`` passed."""
     names = {c['id']: c['name'] for c in coco['categories'] if c['name'] in classes}
-    images = {image['id']: image for image in coco.get('images', [])}
     found: Dict[str, List[int]] = {DROPPED: [], CROWD: [], POLYGONS: []}
     kept: Counter = Counter()
-    for record in coco.get('annotations', []):
-        panoptic = 'segments_info' in record  # a panoptic record lists its image's segments
-        for ann in record['segments_info'] if panoptic else [record]:
-            if ann.get('category_id') not in names or 'bbox' not in ann or ann.get('ignore', False):
-                continue  # other classes and ``ignore`` are left out by design
-            if _left_out(ann, None if panoptic else images.get(ann.get('image_id'), {})):
-                found[DROPPED].append(ann.get('id'))
-                continue
-            kept[names[ann['category_id']]] += 1
-            if ann.get('iscrowd', False):
-                found[CROWD].append(ann.get('id'))
-            elif masks and not panoptic and _no_valid_polygon(ann):
-                found[POLYGONS].append(ann.get('id'))
+    for ann, image, panoptic in _read_by_mmdet(coco):
+        if ann.get('category_id') not in names:
+            continue  # other classes are left out by design
+        if _left_out(ann, image, panoptic):
+            found[DROPPED].append(ann.get('id'))
+            continue
+        kept[names[ann['category_id']]] += 1
+        if ann.get('iscrowd', False):
+            found[CROWD].append(ann.get('id'))
+        elif masks and not panoptic and _no_valid_polygon(ann):
+            found[POLYGONS].append(ann.get('id'))
     return found, kept
+
+
+def check_panoptic_categories(coco: Mapping, classes: Sequence[str], ann_file: str, name: str) -> None:
+    """Every category of a panoptic file's segments is a class: ``CocoPanopticDataset.parse_data_info`` has no filter
+    of categories and looks up the label of each segment it does not leave out (a ``KeyError`` while the dataset is
+    built)."""
+    used = {ann['category_id'] for ann, image, panoptic in _read_by_mmdet(coco)
+            if panoptic and not _left_out(ann, image, panoptic)}
+    missing = [c['name'] for c in coco['categories'] if c['id'] in used and c['name'] not in classes]
+    if missing:
+        one = len(missing) == 1
+        raise ConfigError(f"{name}.metainfo.classes: {_names(missing)} {'is a category' if one else 'are categories'} "
+                          f'of the segments of the panoptic file {ann_file} but not among the classes; a panoptic '
+                          'dataset must list every category of its file (things and stuff: mmdet has no filter of '
+                          f'categories for panoptic segments): add {"it" if one else "them"}')
+
+
+def check_masks(coco: Mapping, classes: Sequence[str], ann_file: str, name: str) -> None:
+    """Each instance annotation of ``classes`` that mmdet keeps has a segmentation, for a pipeline that loads masks:
+    ``CocoDataset.parse_data_info`` sets an instance's mask from a non-empty one only, and
+    ``LoadAnnotations._process_masks`` reads the mask of every instance, crowd ones included (``KeyError: 'mask'`` at
+    the first batch)."""
+    ids = {c['id'] for c in coco['categories'] if c['name'] in classes}
+    for ann, image, panoptic in _read_by_mmdet(coco):
+        if not panoptic and ann.get('category_id') in ids and not ann.get('segmentation') and \
+                not _left_out(ann, image, panoptic):
+            shown = f"'segmentation': {ann['segmentation']!r}" if 'segmentation' in ann else "no 'segmentation'"
+            raise DataError(f"{name}.ann_file: {ann_file}: annotation {ann.get('id')} (image {image['id']}) has "
+                            f'{shown}, and the pipeline loads masks (LoadAnnotations with_mask=True); valid: a list '
+                            "of polygons ([[x1, y1, x2, y2, x3, y3, ...], ...]) or an RLE ({'size': [height, "
+                            "width], 'counts': ...}): add it, or remove the annotation")
 
 
 def annotation_warnings(coco: Mapping, classes: Sequence[str], masks: bool, ann_file: str, name: str,
@@ -190,9 +257,14 @@ def check_coco(ann_file: str, cfg: Mapping, name: str, strict: bool = False) -> 
     if coco is None:
         return []
     check_category_ids(coco, ann_file, name)
+    check_annotation_keys(coco, ann_file, name)
     classes, source = config_classes(cfg)
     if not classes:
         return []
     check_class_names(coco['categories'], classes, source, ann_file, name)
     check_class_order(coco['categories'], classes, ann_file, name)
-    return annotation_warnings(coco, classes, loads_masks(cfg), ann_file, name, strict)
+    check_panoptic_categories(coco, classes, ann_file, name)
+    masks = loads_masks(cfg)
+    if masks:
+        check_masks(coco, classes, ann_file, name)
+    return annotation_warnings(coco, classes, masks, ann_file, name, strict)

@@ -22,7 +22,12 @@ a class that is no category of the file          ``ConfigError`` naming the file
 array to concatenate``)                          count where the config names none
 a class with no annotation in a split            a warning naming the classes (``coco_checks``): normal in a
                                                  small validation split
-category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes)
+category not in the config's classes             its annotations skipped by mmdet (training on a subset of classes);
+                                                 in a panoptic file, ``ConfigError`` naming the categories
+                                                 (``coco_checks``): mmdet has no filter there (a ``KeyError``)
+annotation without ``bbox`` / ``area``; a kept   ``DataError`` naming the file, annotation, image and key
+instance annotation without a segmentation       (``coco_checks``) instead of mmdet's ``KeyError`` (of ``'mask'``:
+where the pipeline loads masks                   at the first batch)
 classes in another order than the file's         ``ConfigError`` naming the order to use (``coco_checks``): mmdet
                                                  numbers the labels in the file's order, the classes name them
 image file missing, empty, truncated, corrupt    ``DataError`` counting them, naming the first few (here); fail,
@@ -168,7 +173,7 @@ def check_dataset_config(cfg: Mapping, name: str, variables: Optional[Mapping[st
 
 def _empty(cfg: Mapping, name: str) -> DataError:
     return DataError(f'{name}: no samples in {cfg.get("ann_file") or cfg.get("data_root")!r}: it lists no images, or '
-                     '(training) none of its images has an annotation of the classes that mmdet keeps '
+                     '(training) none of its images has an annotation of the classes '
                      '(filter_cfg.filter_empty_gt leaves such images out)')
 
 

@@ -23,10 +23,11 @@ from torch import nn
 
 from conftest import REPO, randomize, read_config
 from convnext_dense.checkpoint.hf_upernet import upernet_from_hf
+from convnext_dense.checkpoint.reader import read_checkpoint
 from convnext_dense.synthetic.ade import CLASSES
 from convnext_dense.tools.cli import build_model
 from convnext_dense.tools.export_hf import export_hf
-from convnext_dense.utils.errors import ConfigError
+from convnext_dense.utils.errors import CheckpointError, ConfigError, MissingFileError
 
 transformers = pytest.importorskip('transformers')
 
@@ -119,13 +120,16 @@ def exported(tmp_path_factory) -> Dict[str, Tuple[Path, nn.Module]]:
 
 
 @pytest.mark.parametrize('version', CONFIGS)
-@pytest.mark.parametrize('what', ['folder', 'model.safetensors'])
-def test_hf_upernet_loads_into_our_config(saved, version, what):
-    """A save_pretrained folder (or its weights file) is a checkpoint of the config: strict, logits equal."""
+@pytest.mark.parametrize('what', ['folder', 'model.safetensors', 'ddp.pth'])
+def test_hf_upernet_loads_into_our_config(saved, version, what, tmp_path):
+    """A save_pretrained folder (or its weights file, or its state dict saved from a DDP wrapper) is a checkpoint
+    of the config: strict, logits equal."""
     folder, hf_model = saved[version]
+    path = {'folder': folder, 'model.safetensors': folder / what, 'ddp.pth': tmp_path / what}[what]
+    if what == 'ddp.pth':
+        torch.save({'module.' + key: value for key, value in hf_model.state_dict().items()}, path)
     ours = build_model(read_config(CONFIGS[version]))
-    load_checkpoint(ours, str(folder if what == 'folder' else folder / what), map_location='cpu', strict=True,
-                    logger='silent')
+    load_checkpoint(ours, str(path), map_location='cpu', strict=True, logger='silent')
     assert_close(our_logits(ours, image()), hf_logits(hf_model, image()))
 
 
@@ -198,7 +202,11 @@ def override(tmp_path: Path, base: Path, text: str) -> str:
      'model = dict(decode_head=dict(pixel_decoder=dict(encoder=dict(layer_cfg=dict(\n'
      '    self_attn_cfg=dict(num_points=8))))))',
      'pixel decoder num_points is 8'),
-], ids=['eps', 'cut', 'aux_in_index', 'head_norm', 'cascade', 'rtmdet', 'roadmap', 'grn_layer_scale', 'm2f_points'])
+    (REPO / 'tests' / 'configs' / 'tiny_m2f_seg.py',
+     "model = dict(auxiliary_head=dict(type='FCNHead', in_channels=24, channels=16, num_classes=150))",
+     'model.auxiliary_head: transformers\' Mask2Former has none; remove it (auxiliary_head=None)'),
+], ids=['eps', 'cut', 'aux_in_index', 'head_norm', 'cascade', 'rtmdet', 'roadmap', 'grn_layer_scale', 'm2f_points',
+        'm2f_aux'])
 def test_refusals(tmp_path, config, text, message):
     """What transformers cannot express is refused in one line naming the field; other models point to ONNX."""
     with pytest.raises(ConfigError) as error:
@@ -216,3 +224,53 @@ def test_export_tool_refuses_in_one_line(tmp_path):
     assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr[-3000:]
     assert re.fullmatch(r'convnext_dense\.utils\.errors\.ConfigError: .*model is CascadeRCNN \+ CascadeRoIHead; .*'
                         r'tools/export_onnx\.py.*', out.stderr.strip().splitlines()[-1]), out.stderr[-3000:]
+
+
+@pytest.mark.parametrize('case, message', [
+    ('other_arch', "its backbone is ConvNeXt no arch in ARCH_SETTINGS (depths (2, 1, 1, 1), channels (8, 16, 24, 32)), "
+                   "the model's ConvNeXt no arch in ARCH_SETTINGS (depths (1, 1, 1, 1)"),
+    ('partial', 'does not fit the model of {config}: 1 missing (auxiliary_head.conv_seg.bias); 1 unexpected (extra)'),
+], ids=['other_arch', 'partial'])
+def test_export_refuses_a_checkpoint_that_does_not_fit_in_one_line(tmp_path, case, message):
+    """A whole-model file of another arch (the line says which arch to set), or one missing or adding a tensor (a
+    DDP file, ``module.`` stripped as mmengine does), is a CheckpointError of one line naming the file; nothing
+    written."""
+    if case == 'other_arch':
+        state = build_model(read_config(override(tmp_path, CONFIGS['v1'], 'model = dict(backbone=dict(arch=dict('
+                                                 'depths=(2, 1, 1, 1))))'))).state_dict()
+    else:
+        state = {f'module.{k}': v for k, v in build_model(read_config(CONFIGS['v1'])).state_dict().items()
+                 if k != 'auxiliary_head.conv_seg.bias'}
+        state['extra'] = torch.zeros(1)
+    torch.save({'state_dict': state}, tmp_path / 'ours.pth')
+    with pytest.raises(CheckpointError) as error:
+        export_hf(str(CONFIGS['v1']), str(tmp_path / 'ours.pth'), str(tmp_path / 'out'))
+    assert message.format(config=CONFIGS['v1']) in str(error.value), str(error.value)
+    assert str(tmp_path / 'ours.pth') in str(error.value) and '\n' not in str(error.value)
+    if case == 'other_arch':
+        assert 'set model.backbone.arch' in str(error.value)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_sharded_folder_reads_and_its_bad_files_fail_in_one_line(saved, tmp_path):
+    """A save_pretrained folder in shards reads as the one file does; a shard that is not safetensors fails as a
+    lone .safetensors file does (one line, no chained parser error); a shard the index names but lacks is named."""
+    folder, hf_model = saved['v1']
+    hf_model.save_pretrained(tmp_path / 'sharded', max_shard_size='20KB')
+    shards = sorted((tmp_path / 'sharded').glob('model-*.safetensors'))
+    assert len(shards) > 1 and not (tmp_path / 'sharded' / 'model.safetensors').exists()
+    whole = read_checkpoint(folder / 'model.safetensors')
+    read = read_checkpoint(tmp_path / 'sharded')
+    assert read.keys() == whole.keys() and all(torch.equal(read[k], v) for k, v in whole.items())
+
+    shards[0].write_bytes(b'not safetensors')
+    errors = []
+    for path in (tmp_path / 'sharded', shards[0]):
+        with pytest.raises(CheckpointError) as error:
+            read_checkpoint(path)
+        assert error.value.__cause__ is None and '\n' not in str(error.value)
+        errors.append(str(error.value))
+    assert errors[0] == errors[1] and errors[0].startswith(f'cannot read safetensors file {str(shards[0])!r}: ')
+    shards[0].unlink()
+    with pytest.raises(MissingFileError, match=f'names {shards[0].name}, which is not in'):
+        read_checkpoint(tmp_path / 'sharded')

@@ -21,7 +21,7 @@ from torch import nn
 from conftest import REPO, read_config
 from convnext_dense.checkpoint.hf_mask2former import EMPTY_WEIGHT, mask2former_from_hf
 from convnext_dense.tools.cli import build_model
-from convnext_dense.tools.export_hf import mask2former_head
+from convnext_dense.tools.export_hf import export_hf, mask2former_head
 from convnext_dense.tools.infer import build_inferencer
 
 transformers = pytest.importorskip('transformers')
@@ -95,3 +95,14 @@ def test_hf_mask2former_loads_into_mmsegs_semantic_recipe(exported, tmp_path):
     expected = mask2former_from_hf(hf_model.state_dict(), 'decode_head.')
     assert model.state_dict().keys() == expected.keys()
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
+
+
+def test_hf_mask2former_exports_from_mmsegs_semantic_recipe(exported, tmp_path):
+    """tools/export_hf.py reads a transformers Mask2Former folder with mmseg's semantic config (the head renamed from
+    mmdet's ``panoptic_head`` to ``decode_head``) and writes it back tensor for tensor."""
+    hf_model = off_init(transformers.Mask2FormerForUniversalSegmentation.from_pretrained(exported['seg'][0] / 'hf'),
+                        seed=11)
+    hf_model.save_pretrained(tmp_path / 'hf')
+    again = export_hf(str(CONFIGS['seg']), str(tmp_path / 'hf'), str(tmp_path / 'again'))
+    assert again.state_dict().keys() == hf_model.state_dict().keys()
+    assert all(torch.equal(value, hf_model.state_dict()[key]) for key, value in again.state_dict().items())

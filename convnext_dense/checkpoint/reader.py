@@ -19,7 +19,7 @@ import os
 import pickle
 import re
 from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -116,17 +116,13 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     if not os.path.exists(path):
         raise MissingFileError(f'checkpoint file {path!r} does not exist')
     if os.path.isdir(path) and hf_folder.holds_weights(path):
-        return hf_folder.read_folder(path)
+        return {key: value for file in hf_folder.weight_files(path) for key, value in read_safetensors(file).items()}
     if not os.path.isfile(path):
         kind = 'a directory' if os.path.isdir(path) else 'not a regular file'
         raise CheckpointError(f'checkpoint {path!r} is {kind}; pass a checkpoint file, or a folder holding '
                               f'{hf_folder.WEIGHTS} or {hf_folder.INDEX} (transformers\' save_pretrained)')
     if path.endswith('.safetensors'):
-        try:
-            return load_safetensors(path, device='cpu')
-        except Exception as e:  # a parser of an untrusted file: any failure means the file is bad
-            raise CheckpointError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
-                                  'safetensors file)') from None
+        return read_safetensors(path)
     try:
         with _allow_listed():
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -147,6 +143,19 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Union[str, torc
     except Exception as e:  # torch.load parses an untrusted file: struct, assertion, memory errors all mean a bad file
         raise CheckpointError(f'cannot read checkpoint {path!r}: {_one_line(e)} (the file is truncated, corrupt or '
                               'not a PyTorch checkpoint)') from None
+
+
+def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, on the CPU.
+
+    Raises:
+        ValueError: The file is truncated or not safetensors (one line naming it).
+    """
+    try:
+        return load_safetensors(path, device='cpu')
+    except Exception as e:  # a parser of an untrusted file: any failure means the file is bad
+        raise CheckpointError(f'cannot read safetensors file {path!r}: {_one_line(e)} (truncated or not a '
+                              'safetensors file)') from None
 
 
 def _one_line(error: Exception) -> str:

@@ -15,13 +15,13 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
-from mmengine.runner import load_checkpoint
 from torch import nn
 
+from ..checkpoint.fit import check_checkpoint_fits, loaded_state, name_heads_as_model
 from ..checkpoint.hf_mask2former import mask2former_to_hf
 from ..checkpoint.hf_upernet import backbone_to_hf, upernet_to_hf
 from ..models.backbone import ConvNeXt
-from ..utils.errors import ConfigError
+from ..utils.errors import CheckpointError, ConfigError
 from .cli import build_model, load_config
 from .export_onnx import build_backbone
 
@@ -86,7 +86,7 @@ def mask2former_head(cfg: Config) -> Optional[str]:
     if model.get('type') == 'Mask2Former':
         return 'panoptic_head'
     if model.get('type') == 'EncoderDecoder' and (model.get('decode_head') or {}).get('type') == 'Mask2FormerHead':
-        return None if model.get('auxiliary_head') else 'decode_head'
+        return 'decode_head'
     return None
 
 
@@ -112,9 +112,10 @@ def _check_upernet(cfg: Config, where: str) -> Tuple[ConfigDict, Optional[Config
     return decode, aux
 
 
-def upernet_config(cfg: Config, model: nn.Module, classes: List[str], where: str) -> Any:
-    """``UperNetConfig`` of an mmseg UperNet + ConvNeXt, ``id2label`` from the dataset's classes."""
-    decode, aux = _check_upernet(cfg, where)
+def upernet_config(decode: ConfigDict, aux: Optional[ConfigDict], model: nn.Module, classes: List[str],
+                   where: str) -> Any:
+    """``UperNetConfig`` of an mmseg UperNet + ConvNeXt (its ``decode_head`` and ``auxiliary_head`` configs as
+    ``_check_upernet`` returns them), ``id2label`` from the dataset's classes."""
     backbone = model.backbone
     in_index, every = decode.get('in_index', -1), list(range(len(backbone.out_indices)))
     if not isinstance(in_index, (list, tuple)) or list(in_index) != every:
@@ -203,6 +204,37 @@ def _hf_model(cls: Any, config: Any, state: Dict[str, Any]) -> nn.Module:
     return model.eval()
 
 
+def load_weights(model: nn.Module, checkpoint: str, config: str) -> None:
+    """Load the whole-model file ``checkpoint`` into ``model`` strictly, through mmengine's ``CheckpointLoader``
+    (convnext_dense's safe reader), as mmengine's ``load_checkpoint`` does: its ``state_dict`` (else the file's dict),
+    ``module.`` stripped; a Mask2Former head saved under the other toolkit's name is renamed first.
+
+    Raises:
+        CheckpointError: The file does not fit the model of ``config``; one line naming both (and the arch to set,
+            or the keys missing, unexpected or of another shape).
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    read = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    name_heads_as_model(model, read)
+    check_checkpoint_fits(model, read, checkpoint)
+    state = {key[len('module.'):] if key.startswith('module.') else key: value  # as mmengine's revise_keys
+             for key, value in loaded_state(read).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        own = model.state_dict()
+        wrong = {'missing': sorted(own.keys() - state.keys()), 'unexpected': sorted(state.keys() - own.keys()),
+                 'of another shape': sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)}
+        found = '; '.join(f'{len(keys)} {what} ({_abridged(keys)})' for what, keys in wrong.items() if keys)
+        raise CheckpointError(f'checkpoint {checkpoint} does not fit the model of {config}: '
+                              f'{found or str(e).strip().splitlines()[0]}') from None
+
+
+def _abridged(keys: List[str], count: int = 3) -> str:
+    return ', '.join(keys[:count]) + (', ...' if len(keys) > count else '')
+
+
 def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 'model') -> nn.Module:
     """Write ``out_dir`` for transformers' ``from_pretrained`` and return the transformers model written.
 
@@ -216,6 +248,7 @@ def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 
 
     Raises:
         ConfigError: The config describes something transformers cannot express (the message names the field).
+        CheckpointError: ``checkpoint`` does not fit the config's model (``load_weights``).
     """
     transformers = _transformers()
     if part == 'backbone':
@@ -229,13 +262,17 @@ def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 
     cfg = load_config(config)
     head_name = mask2former_head(cfg)
     if head_name is None:
-        _check_upernet(cfg, config)  # before building: a detector's config is refused by name
+        decode, aux = _check_upernet(cfg, config)  # before building: a detector's config is refused by name
+    elif cfg.model.get('auxiliary_head'):
+        raise ConfigError(f'{config}: model.auxiliary_head: transformers\' Mask2Former has none; remove it '
+                          '(auxiliary_head=None)')
     model = build_model(cfg)
     check_backbone(model.backbone, config)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        load_weights(model, checkpoint, config)
     if head_name is None:
-        hf_config = upernet_config(cfg, model, dataset_classes(cfg, model.decode_head.num_classes, config), config)
+        classes = dataset_classes(cfg, model.decode_head.num_classes, config)
+        hf_config = upernet_config(decode, aux, model, classes, config)
         hf_model = _hf_model(transformers.UperNetForSemanticSegmentation, hf_config,
                              upernet_to_hf(model.state_dict()))
     else:

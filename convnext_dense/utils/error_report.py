@@ -3,7 +3,8 @@ a checkpoint) as one line without a traceback, anything else (a bug) with its fu
 
 The line is the one a traceback ends in (``convnext_dense.utils.errors.CheckpointError: checkpoint x.pth: ...``), so
 mmdet's / mmseg's own tools, which print the traceback of every error, end in the same line: a ``UserError``'s
-message is one line (but ``tools/infer.py``'s list of bad inputs, one per line, which that tool prints itself). ``CONVNEXT_DENSE_TRACEBACK=1`` shows the traceback of a user's mistake too.
+message is one line (but ``tools/infer.py``'s list of bad inputs, one per line, which that tool prints itself).
+``CONVNEXT_DENSE_TRACEBACK=1`` shows the traceback of a user's mistake too.
 """
 import os
 import sys

@@ -20,9 +20,10 @@ from torch import nn
 from ..checkpoint.fit import check_checkpoint_fits, loaded_state, name_heads_as_model
 from ..checkpoint.hf_mask2former import mask2former_to_hf
 from ..checkpoint.hf_upernet import backbone_to_hf, upernet_to_hf
+from ..datasets.coco_checks import config_classes
 from ..models.backbone import ConvNeXt
 from ..utils.errors import CheckpointError, ConfigError
-from .cli import build_model, load_config
+from .cli import build_model, load_config, toolkit_scope
 from .export_onnx import build_backbone
 
 EXTRA = 'transformers'  # pip install 'convnext_dense[transformers]'
@@ -167,17 +168,12 @@ def mask2former_config(head: nn.Module, backbone: ConvNeXt, classes: List[str], 
 
 
 def dataset_classes(cfg: Config, num_classes: int, where: str) -> List[str]:
-    """The test dataset's class names (its ``metainfo`` or its class's ``METAINFO``)."""
-    from mmengine.registry import DATASETS
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes is None and dataset.get('type'):
-        with DATASETS.switch_scope_and_registry(cfg.default_scope) as registry:  # imports the toolkit's datasets
-            classes = getattr(registry.get(dataset.type), 'METAINFO', {}).get('classes')
-    if classes is None or len(classes) != num_classes:
-        found = 'none' if classes is None else f'{len(classes)}'
-        raise ConfigError(f'{where}: test_dataloader.dataset names {found} classes, the model predicts '
-                          f'{num_classes}: id2label needs one name per class')
+    """The test dataset's class names (its ``metainfo`` or its class's ``METAINFO``, as the data checks read them)."""
+    with toolkit_scope(cfg):  # the dataset class is looked up in the config's toolkit
+        classes, _ = config_classes(cfg.get('test_dataloader', {}).get('dataset', {}))
+    if len(classes) != num_classes:
+        raise ConfigError(f'{where}: test_dataloader.dataset names {len(classes) or "none"} classes, the model '
+                          f'predicts {num_classes}: id2label needs one name per class')
     return list(classes)
 
 

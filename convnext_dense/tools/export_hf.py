@@ -20,6 +20,7 @@ from torch import nn
 from ..checkpoint.fit import check_checkpoint_fits, loaded_state, name_heads_as_model
 from ..checkpoint.hf_mask2former import mask2former_to_hf
 from ..checkpoint.hf_upernet import backbone_to_hf, upernet_to_hf
+from ..checkpoint.loading import abridge
 from ..datasets.coco_checks import config_classes
 from ..models.backbone import ConvNeXt
 from ..utils.errors import CheckpointError, ConfigError
@@ -222,13 +223,9 @@ def load_weights(model: nn.Module, checkpoint: str, config: str) -> None:
         own = model.state_dict()
         wrong = {'missing': sorted(own.keys() - state.keys()), 'unexpected': sorted(state.keys() - own.keys()),
                  'of another shape': sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)}
-        found = '; '.join(f'{len(keys)} {what} ({_abridged(keys)})' for what, keys in wrong.items() if keys)
+        found = '; '.join(f'{len(keys)} {what} ({abridge(keys)})' for what, keys in wrong.items() if keys)
         raise CheckpointError(f'checkpoint {checkpoint} does not fit the model of {config}: '
                               f'{found or str(e).strip().splitlines()[0]}') from None
-
-
-def _abridged(keys: List[str], count: int = 3) -> str:
-    return ', '.join(keys[:count]) + (', ...' if len(keys) > count else '')
 
 
 def export_hf(config: str, checkpoint: Optional[str], out_dir: str, part: str = 'model') -> nn.Module:

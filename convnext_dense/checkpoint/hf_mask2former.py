@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..utils.errors import CheckpointError
 from .hf_upernet import HF_LAYOUT, backbone_from_hf, backbone_to_hf
+from .layouts import template_regex
 
 StateDict = Dict[str, Tensor]
 HF_BACKBONE = 'model.pixel_level_module.encoder.'
@@ -59,14 +60,8 @@ HEAD_NAMES: Tuple[Tuple[str, str], ...] = (
 MASK_EMBED = 2  # mmdet's mask_embed is Linear, ReLU, Linear, ReLU, Linear: its layer m is transformers' m // 2
 
 
-def _regex(template: str) -> 're.Pattern[str]':
-    pattern = re.escape(template)
-    for field, group in (('n', r'\d+'), ('m', r'\d+'), ('attn', r'[\w.]+'), ('qkv', r'weight|bias')):
-        pattern = pattern.replace(r'\{' + field + r'\}', f'(?P<{field}>{group})')
-    return re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$')
-
-
-_RULES = [(_regex(ours), _regex(theirs), ours, theirs) for ours, theirs in HEAD_NAMES]
+FIELDS = {'n': r'\d+', 'm': r'\d+', 'attn': r'[\w.]+', 'qkv': r'weight|bias'}  # of HEAD_NAMES' templates
+_RULES = [(template_regex(ours, FIELDS), template_regex(theirs, FIELDS), ours, theirs) for ours, theirs in HEAD_NAMES]
 
 
 def _head_to_hf(key: str, tensor: Tensor) -> List[Tuple[str, Tensor]]:

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Sequence, Tuple
 from torch import Tensor
 
 from ..utils.errors import CheckpointError
-from .layouts import LAYOUTS
+from .layouts import LAYOUTS, template_regex
 
 StateDict = Dict[str, Tensor]
 BACKBONE, HEADS = 'backbone.', ('decode_head.', 'auxiliary_head.')
@@ -35,10 +35,7 @@ class Rename:
 
     @cached_property
     def regexes(self) -> Tuple['re.Pattern[str]', 're.Pattern[str]']:
-        def compile_(name: str) -> 're.Pattern[str]':
-            pattern = re.escape(name).replace(r'\{i\}', r'(?P<i>\d+)').replace(r'\{j\}', r'(?P<j>\d+)')
-            return re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$')
-        return compile_(self.ours), compile_(self.theirs)
+        return template_regex(self.ours), template_regex(self.theirs)
 
     def rename(self, key: str, to_hf: bool) -> Optional[str]:
         """``key`` in the other framework's names, or None if it is not this part."""

@@ -91,6 +91,18 @@ def conv_to_linear(tensor: Tensor) -> Tensor:
 GRN_RESHAPES: Dict[str, Reshape] = {'stages.{i}.{j}.grn.gamma': flatten, 'stages.{i}.{j}.grn.beta': flatten}
 
 
+STAGE_BLOCK = {'i': r'\d+', 'j': r'\d+'}  # a part name's fields: {i} a stage, {j} a block
+
+
+def template_regex(template: str, fields: Mapping[str, str] = STAGE_BLOCK) -> Pattern[str]:
+    """The regex of a parameter name ``template``: each ``{field}`` of ``fields`` a named group of its pattern, then
+    an optional ``.weight`` / ``.bias`` (group ``leaf``): the name stands for a part or its weight / bias."""
+    pattern = re.escape(template)
+    for name, group in fields.items():
+        pattern = pattern.replace(re.escape('{' + name + '}'), f'(?P<{name}>{group})')
+    return re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$')
+
+
 @dataclass(frozen=True)
 class Layout:
     """One checkpoint layout.
@@ -120,11 +132,7 @@ class Layout:
     @cached_property
     def _rules(self) -> List[Tuple[Pattern[str], str]]:
         """(regex of this layout's name, our part name) for each part."""
-        rules = []
-        for ours, theirs in self.parts.items():
-            pattern = re.escape(theirs).replace(r'\{i\}', r'(?P<i>\d+)').replace(r'\{j\}', r'(?P<j>\d+)')
-            rules.append((re.compile(f'^{pattern}(?P<leaf>\\.weight|\\.bias)?$'), ours))
-        return rules
+        return [(template_regex(theirs), ours) for ours, theirs in self.parts.items()]
 
     def _match(self, key: str) -> Optional[Tuple[str, str, str]]:
         """(our name, our part, the leaf '.weight' / '.bias' or '') of ``key``, or None."""
